@@ -1,0 +1,315 @@
+//! Command-line flags (clap) to [`Config`]. The `--help` text is the reference for every flag
+//! and its default; README's flag table mirrors it.
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use super::Config;
+use crate::conn::{Limits, Millis};
+use crate::fs::{CacheConfig, MimeTable};
+use crate::handler::Site;
+use crate::log::{Level, LogFormat, LogTarget};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Common,
+    Combined,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LevelArg {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// tern: a small, fast, secure static HTTP server.
+///
+/// Serves ROOT over HTTP/1.0 and 1.1 on one thread. Prints `listening on http://ADDR:PORT`
+/// for each listener once it is ready. SIGTERM or SIGINT: finish responses in flight, then
+/// exit 0. SIGHUP or SIGUSR1: reopen log files.
+#[derive(Parser, Debug)]
+#[command(name = "tern", version, about, long_about)]
+struct Cli {
+    /// Directory to serve.
+    #[arg(default_value = ".")]
+    root: PathBuf,
+
+    /// Address to listen on, repeatable: 127.0.0.1:8080, [::1]:8080, 0.0.0.0:80. Port 0 picks
+    /// a free port. [default: 127.0.0.1:8080]
+    #[arg(short, long = "listen", value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+
+    /// Shorthand for --listen 127.0.0.1:PORT.
+    #[arg(short, long, value_name = "PORT")]
+    port: Option<u16>,
+
+    /// Set SO_REUSEPORT so several tern processes can share a port (one per core).
+    #[arg(long)]
+    reuse_port: bool,
+
+    /// Index file names tried for a directory, in order; repeatable or comma-separated.
+    #[arg(long, value_name = "NAME", value_delimiter = ',', default_values = ["index.html", "index.htm"])]
+    index: Vec<String>,
+
+    /// Answer 403 for a directory without an index file instead of listing it.
+    #[arg(long)]
+    no_listing: bool,
+
+    /// Serve dotfiles and dot-directories (.git/, .env) instead of answering 404.
+    #[arg(long)]
+    dotfiles: bool,
+
+    /// Seconds a client has to send a complete request head.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    header_timeout: Millis,
+
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    keepalive_timeout: Millis,
+
+    /// Seconds a response may make no progress before the connection is closed.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    send_timeout: Millis,
+
+    /// Seconds responses in flight get to finish after SIGTERM.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    shutdown_timeout: Millis,
+
+    /// Most simultaneous connections; more wait in the kernel's accept queue.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_connections: usize,
+
+    /// Largest request head in bytes (request line and headers); 414 or 431 past it.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024))]
+    max_header_size: u32,
+
+    /// Most requests served on one connection before it is closed.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests: u32,
+
+    /// Value of the Server header; an empty string omits the header.
+    #[arg(long, value_name = "NAME", default_value = "tern")]
+    server_name: String,
+
+    /// Write an access log to PATH (`-` for stdout). Off unless given.
+    #[arg(long, value_name = "PATH")]
+    access_log: Option<String>,
+
+    /// Access log format.
+    #[arg(long, value_enum, default_value = "common")]
+    log_format: Format,
+
+    /// Where errors and bad requests are logged: a path, `stderr` or `-` (stdout).
+    #[arg(long, value_name = "PATH", default_value = "stderr")]
+    error_log: String,
+
+    /// Least severe error-log level written (info includes each rejected request).
+    #[arg(long, value_enum, default_value = "info")]
+    log_level: LevelArg,
+
+    /// Add or override a MIME type by extension, repeatable: --mime md=text/markdown.
+    #[arg(long, value_name = "EXT=TYPE", value_parser = parse_mime)]
+    mime: Vec<(String, String)>,
+
+    /// Content-Type for files whose extension is unknown.
+    #[arg(long, value_name = "TYPE", default_value = "application/octet-stream")]
+    default_type: String,
+
+    /// Most entries in the open-file cache (0 turns it off: open and stat on every request).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    file_cache_entries: usize,
+}
+
+/// Seconds as `10`, `2.5`, `10s` or `500ms`.
+fn parse_secs(s: &str) -> Result<Millis, String> {
+    let (num, scale) = if let Some(ms) = s.strip_suffix("ms") {
+        (ms, 1.0)
+    } else {
+        (s.strip_suffix('s').unwrap_or(s), 1000.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(0.0..=86_400_000.0).contains(&v) || v.is_nan() {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok((v * scale).round() as Millis)
+}
+
+fn parse_mime(s: &str) -> Result<(String, String), String> {
+    let (ext, ty) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not EXT=TYPE"))?;
+    let ext = ext.trim_start_matches('.');
+    if ext.is_empty() || ty.is_empty() || ty.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(format!("`{s}` is not EXT=TYPE"));
+    }
+    Ok((ext.to_string(), ty.to_string()))
+}
+
+/// Parses flags. `--help` and `--version` print and exit 0; a bad flag is one line on
+/// stderr and exit status 2.
+pub fn parse<I, T>(args: I) -> Config
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => cli.into_config(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "tern: {} (see tern --help)",
+                first.trim_start_matches("error: ")
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+impl Cli {
+    fn into_config(self) -> Config {
+        let mut listen = self.listen;
+        if let Some(port) = self.port {
+            listen.push(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        }
+        if listen.is_empty() {
+            listen.push(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
+        }
+        let limits = Limits {
+            header_timeout: self.header_timeout,
+            keepalive_timeout: self.keepalive_timeout,
+            send_timeout: self.send_timeout,
+            max_requests: self.max_requests,
+            max_head: self.max_header_size as usize,
+            ..Limits::default()
+        };
+        let site = Site {
+            index: self
+                .index
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_bytes().into())
+                .collect(),
+            listing: !self.no_listing,
+            dotfiles: self.dotfiles,
+            server: (!self.server_name.is_empty()).then(|| self.server_name.as_bytes().into()),
+        };
+        let access_log = self.access_log.map(|p| {
+            let format = match self.log_format {
+                Format::Common => LogFormat::Common,
+                Format::Combined => LogFormat::Combined,
+            };
+            (LogTarget::parse(&p), format)
+        });
+        let log_level = match self.log_level {
+            LevelArg::Error => Level::Error,
+            LevelArg::Warn => Level::Warn,
+            LevelArg::Info => Level::Info,
+            LevelArg::Debug => Level::Debug,
+        };
+        let mime: HashMap<String, String> = self.mime.into_iter().collect();
+        Config {
+            root: self.root,
+            listen,
+            reuse_port: self.reuse_port,
+            site,
+            limits,
+            max_connections: self.max_connections.max(1),
+            shutdown_timeout: self.shutdown_timeout,
+            access_log,
+            error_log: LogTarget::parse(&self.error_log),
+            log_level,
+            cache: CacheConfig {
+                max_entries: self.file_cache_entries,
+                ..CacheConfig::default()
+            },
+            mime: MimeTable::new(mime, self.default_type),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = parse(["tern"]);
+        assert_eq!(c.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(c.root, PathBuf::from("."));
+        assert_eq!(c.limits.header_timeout, 10_000);
+        assert_eq!(c.limits.keepalive_timeout, 5_000);
+        assert_eq!(c.limits.max_head, 16384);
+        assert_eq!(c.max_connections, 10_000);
+        assert!(c.site.listing);
+        assert_eq!(c.site.index.len(), 2);
+        assert!(c.access_log.is_none());
+    }
+
+    #[test]
+    fn flags() {
+        let c = parse([
+            "tern",
+            "-l",
+            "[::1]:0",
+            "-p",
+            "9000",
+            "--index",
+            "a.html,b.html",
+            "--no-listing",
+            "--header-timeout",
+            "500ms",
+            "--keepalive-timeout",
+            "2.5",
+            "--server-name",
+            "",
+            "--access-log",
+            "-",
+            "--log-format",
+            "combined",
+            "site",
+        ]);
+        assert_eq!(
+            c.listen,
+            vec![
+                "[::1]:0".parse().unwrap(),
+                "127.0.0.1:9000".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            c.site.index,
+            vec![b"a.html"[..].into(), b"b.html"[..].into()]
+        );
+        assert!(!c.site.listing);
+        assert_eq!(c.limits.header_timeout, 500);
+        assert_eq!(c.limits.keepalive_timeout, 2500);
+        assert!(c.site.server.is_none());
+        assert_eq!(c.access_log, Some((LogTarget::Stdout, LogFormat::Combined)));
+        assert_eq!(c.root, PathBuf::from("site"));
+    }
+
+    #[test]
+    fn secs() {
+        assert_eq!(parse_secs("10"), Ok(10_000));
+        assert_eq!(parse_secs("0.25s"), Ok(250));
+        assert_eq!(parse_secs("750ms"), Ok(750));
+        assert!(parse_secs("soon").is_err());
+        assert!(parse_secs("-1").is_err());
+    }
+}

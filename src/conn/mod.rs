@@ -1,0 +1,703 @@
+//! One HTTP/1.x connection as an explicit state machine, free of I/O: bytes come in through
+//! [`Conn::read_space`] / [`Conn::on_read`], responses go out through an [`Out`] queue, and
+//! time is passed in as `now` (milliseconds on a monotonic clock the caller owns). The driver
+//! in [`io`] moves bytes between this and a socket; tests and fuzzers drive it directly.
+//!
+//! ```text
+//!            accept
+//!              |
+//!              v
+//!   +----> ReadHead --(head complete: respond, queue output)--+
+//!   |       |   |                                             |
+//!   |       |   +--(bad head / timeout with bytes: error)--+  |
+//!   |       |                                              |  |
+//!   |  (body declared and small)                           |  |
+//!   |       v                                              v  v
+//!   |    ReadBody --(body discarded)--> ReadHead       Draining  (no keep-alive:
+//!   |                                                      |      flush the output)
+//!   +--(keep-alive: output written, input idle)            |
+//!                                                          v
+//!                      (unread input may follow) Linger: shutdown(SHUT_WR), drain input
+//!                                                          |
+//!                                                          v
+//!                                       Closed(reason) <---+--- (nothing unread)
+//! ```
+//!
+//! The output side is a queue, not a phase: responses to pipelined requests are queued as
+//! they are parsed and leave together in one `sendmsg` (or `sendfile` for file bodies), which
+//! is what makes a batch of 16 pipelined requests cost one write. Parsing pauses while the
+//! queue is above its high-water mark, so a client that pipelines and never reads holds a
+//! bounded amount of memory.
+//!
+//! An idle keep-alive connection gives its buffers back to the [`Pool`] and costs only this
+//! struct.
+
+pub mod io;
+pub mod memsock;
+pub mod out;
+
+use std::net::IpAddr;
+
+use crate::http::body::BodyDecoder;
+use crate::http::request::{self, Framing};
+use crate::http::response::Persist;
+use crate::http::{HttpError, Method, Request};
+pub use out::Out;
+
+/// Milliseconds on the caller's monotonic clock.
+pub type Millis = u64;
+
+/// Limits and timeouts that shape every connection.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub header_timeout: Millis,
+    pub keepalive_timeout: Millis,
+    pub send_timeout: Millis,
+    pub linger_timeout: Millis,
+    /// Requests served on one connection before it is closed.
+    pub max_requests: u32,
+    /// Largest request head; also the read buffer's size.
+    pub max_head: usize,
+    /// Largest request body read and thrown away to keep a connection alive.
+    pub max_discard: u64,
+    /// Stop parsing pipelined requests while more than this many bytes wait to be written.
+    pub out_high_water: u64,
+    /// Requests handled per connection per event-loop turn (fairness).
+    pub requests_per_turn: u32,
+    /// Bytes written per connection per event-loop turn (fairness).
+    pub write_budget: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_timeout: 10_000,
+            keepalive_timeout: 5_000,
+            send_timeout: 30_000,
+            linger_timeout: 5_000,
+            max_requests: 10_000,
+            max_head: 16 * 1024,
+            max_discard: 64 * 1024,
+            out_high_water: 128 * 1024,
+            requests_per_turn: 64,
+            write_budget: 512 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for (the rest of) a request head.
+    ReadHead,
+    /// Reading and discarding the body of a request that was answered.
+    ReadBody,
+    /// The last response is queued; flush it, then close.
+    Draining,
+    /// Our side is shut down; input is read and dropped until EOF or the deadline, so the
+    /// client sees our last response rather than a reset (lighttpd's lingering close).
+    Linger,
+    Closed(CloseReason),
+}
+
+/// Why a connection ended; printed in the error log at debug level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The exchange ended normally (no keep-alive, or the client closed between requests).
+    Done,
+    /// The client closed in the middle of a request.
+    ClientClosed,
+    /// A socket error such as a reset.
+    Io,
+    HeadTimeout,
+    IdleTimeout,
+    BodyTimeout,
+    SendTimeout,
+    LingerTimeout,
+    /// A file shrank while it was being sent: the promised length cannot be delivered.
+    FileTruncated,
+    Shutdown,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Done => "done",
+            CloseReason::ClientClosed => "client closed mid-request",
+            CloseReason::Io => "socket error",
+            CloseReason::HeadTimeout => "request head timeout",
+            CloseReason::IdleTimeout => "keep-alive timeout",
+            CloseReason::BodyTimeout => "request body timeout",
+            CloseReason::SendTimeout => "send timeout",
+            CloseReason::LingerTimeout => "lingering close timeout",
+            CloseReason::FileTruncated => "file shrank while being sent",
+            CloseReason::Shutdown => "server shutting down",
+        }
+    }
+}
+
+/// One request as the handler sees it.
+pub struct Exchange<'a> {
+    pub req: &'a Request,
+    /// The head the request's spans index.
+    pub head: &'a [u8],
+    /// Keep-alive as decided so far; the handler may turn it off before writing its head.
+    pub persist: Persist,
+    pub peer: IpAddr,
+    pub now: Millis,
+}
+
+/// What turns requests into responses (the handler pipeline implements this).
+pub trait Service {
+    /// Writes a complete response for `ex` into `out`: head, then body (dropped by `out` for
+    /// HEAD).
+    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out);
+    /// Writes an error response for a request that could not be parsed or timed out.
+    /// `line` is the raw request line as far as it was received (for the logs only).
+    fn respond_error(&mut self, err: HttpError, line: &[u8], peer: IpAddr, out: &mut Out);
+    /// Notes that a connection closed (for the error log at debug level).
+    fn closed(&mut self, _reason: CloseReason, _peer: IpAddr) {}
+}
+
+/// The buffers of a connection that is doing something. Idle connections hold none.
+pub struct Bufs {
+    rbuf: Box<[u8]>,
+    /// Unconsumed input is `rbuf[start..end]`.
+    start: usize,
+    end: usize,
+    /// Bytes of the current head (from `start`) already searched for its end.
+    scanned: usize,
+    body: BodyDecoder,
+    body_seen: u64,
+    pub out: Out,
+}
+
+/// Free buffers, reused so that steady-state requests allocate nothing.
+pub struct Pool {
+    // Boxed so that handing buffers between pool and connection moves one pointer.
+    #[allow(clippy::vec_box)]
+    free: Vec<Box<Bufs>>,
+    rbuf_size: usize,
+    keep: usize,
+}
+
+impl Pool {
+    /// `keep` bounds how many free buffer sets are kept for reuse.
+    pub fn new(rbuf_size: usize, keep: usize) -> Pool {
+        Pool {
+            free: Vec::new(),
+            rbuf_size,
+            keep,
+        }
+    }
+
+    fn get(&mut self) -> Box<Bufs> {
+        self.free.pop().unwrap_or_else(|| {
+            Box::new(Bufs {
+                rbuf: vec![0; self.rbuf_size].into_boxed_slice(),
+                start: 0,
+                end: 0,
+                scanned: 0,
+                body: BodyDecoder::Length(0),
+                body_seen: 0,
+                out: Out::with_capacity(1024),
+            })
+        })
+    }
+
+    fn put(&mut self, mut b: Box<Bufs>) {
+        if self.free.len() < self.keep {
+            b.start = 0;
+            b.end = 0;
+            b.scanned = 0;
+            b.out.clear();
+            // A buffer that grew for a big listing gives the memory back.
+            if b.out.buf.capacity() > 64 * 1024 {
+                b.out.buf = Vec::with_capacity(1024);
+            }
+            self.free.push(b);
+        }
+    }
+
+    pub fn free_count(&self) -> usize {
+        self.free.len()
+    }
+}
+
+const READ_READY: u8 = 1;
+const WRITE_READY: u8 = 2;
+const EOF: u8 = 4;
+const LINGER: u8 = 8;
+const SHUTDOWN: u8 = 16;
+const HUP: u8 = 32;
+
+pub struct Conn {
+    phase: Phase,
+    flags: u8,
+    served: u32,
+    /// Deadline of the input side: head, keep-alive idle, body or linger, by phase.
+    t_input: Millis,
+    /// Deadline for write progress while output is queued.
+    t_send: Millis,
+    bufs: Option<Box<Bufs>>,
+    peer: IpAddr,
+}
+
+impl Conn {
+    /// A freshly accepted connection. The first head must arrive within the head timeout.
+    pub fn new(peer: IpAddr, now: Millis, lim: &Limits) -> Conn {
+        Conn {
+            phase: Phase::ReadHead,
+            flags: READ_READY | WRITE_READY,
+            served: 0,
+            t_input: now + lim.header_timeout,
+            t_send: 0,
+            bufs: None,
+            peer,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn peer(&self) -> IpAddr {
+        self.peer
+    }
+
+    pub fn served(&self) -> u32 {
+        self.served
+    }
+
+    /// The single place phases change, so transitions can be traced.
+    fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed(_))
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        match self.phase {
+            Phase::Closed(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn holds_buffers(&self) -> bool {
+        self.bufs.is_some()
+    }
+
+    fn input_len(&self) -> usize {
+        self.bufs.as_ref().map_or(0, |b| b.end - b.start)
+    }
+
+    fn has_output(&self) -> bool {
+        self.bufs.as_ref().is_some_and(|b| !b.out.is_empty())
+    }
+
+    /// When the connection next needs attention if nothing happens.
+    pub fn deadline(&self) -> Millis {
+        if self.has_output() {
+            self.t_send
+        } else {
+            self.t_input
+        }
+    }
+
+    pub fn set_readable(&mut self) {
+        self.flags |= READ_READY;
+    }
+
+    /// The peer's FIN arrived (EPOLLRDHUP). A short read must not be trusted to have drained
+    /// the socket then: the EOF behind the data has no edge of its own.
+    pub fn set_read_closed(&mut self) {
+        self.flags |= READ_READY | HUP;
+    }
+
+    pub fn set_writable(&mut self) {
+        self.flags |= WRITE_READY;
+    }
+
+    fn flag(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    /// Whether the driver should read now: the socket may have input and we can take it.
+    pub fn wants_read(&self) -> bool {
+        self.flag(READ_READY)
+            && !self.flag(EOF)
+            && matches!(
+                self.phase,
+                Phase::ReadHead | Phase::ReadBody | Phase::Linger
+            )
+    }
+
+    /// Whether the driver should write now.
+    pub fn wants_write(&self) -> bool {
+        self.flag(WRITE_READY) && self.has_output()
+    }
+
+    /// Space to read into, taking buffers from the pool if needed. `None` when the buffer is
+    /// full of unprocessed input (back-pressure: the output must drain first).
+    pub fn read_space(&mut self, pool: &mut Pool) -> Option<&mut [u8]> {
+        let b = self.bufs.get_or_insert_with(|| pool.get());
+        if self.phase == Phase::Linger {
+            b.start = 0;
+            b.end = 0;
+        } else if b.end == b.rbuf.len() && b.start > 0 {
+            // Move the unconsumed tail (a partial pipelined head) to the front.
+            b.rbuf.copy_within(b.start..b.end, 0);
+            b.end -= b.start;
+            b.start = 0;
+        }
+        if b.end == b.rbuf.len() {
+            None
+        } else {
+            Some(&mut b.rbuf[b.end..])
+        }
+    }
+
+    /// `n` bytes were read into the space from [`read_space`](Self::read_space); `short` says
+    /// the read returned less than asked, so the socket is drained until its next event.
+    pub fn on_read(&mut self, n: usize, short: bool, now: Millis, lim: &Limits) {
+        if short && !self.flag(HUP) {
+            self.flags &= !READ_READY;
+        }
+        let Some(b) = self.bufs.as_mut() else { return };
+        if n == 0 {
+            self.flags |= EOF;
+            self.flags &= !READ_READY;
+            return;
+        }
+        if self.phase == Phase::ReadHead && b.start == b.end && self.served > 0 {
+            // The first byte of a new head on a kept-alive connection starts the head timer.
+            self.t_input = now + lim.header_timeout;
+        }
+        b.end += n;
+        if self.phase == Phase::Linger {
+            b.start = b.end;
+        }
+    }
+
+    /// The read would block: the socket is drained until its next readiness event.
+    pub fn on_read_blocked(&mut self) {
+        self.flags &= !READ_READY;
+    }
+
+    /// The peer reset the connection or a socket call failed.
+    pub fn on_io_error(&mut self) {
+        self.close(CloseReason::Io);
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if let Some(b) = self.bufs.as_mut() {
+            b.out.clear();
+        }
+        self.set_phase(Phase::Closed(reason));
+    }
+
+    /// Parses and answers buffered requests. `budget` bounds how many requests are handled
+    /// this turn. Returns whether anything changed.
+    pub fn process<S: Service>(
+        &mut self,
+        now: Millis,
+        svc: &mut S,
+        lim: &Limits,
+        budget: &mut u32,
+    ) -> bool {
+        let Some(mut b) = self.bufs.take() else {
+            return self.check_eof();
+        };
+        let mut changed = false;
+        loop {
+            match self.phase {
+                Phase::ReadBody => {
+                    if b.start == b.end {
+                        break;
+                    }
+                    let mut seen = 0u64;
+                    let res = b
+                        .body
+                        .decode(&b.rbuf[b.start..b.end], &mut |d| seen += d.len() as u64);
+                    changed = true;
+                    match res {
+                        Ok((n, done)) => {
+                            b.start += n;
+                            b.body_seen += seen;
+                            if b.body_seen > lim.max_discard {
+                                // Too much to throw away: close after the response instead.
+                                self.flags |= LINGER;
+                                self.set_phase(Phase::Draining);
+                            } else if done {
+                                self.set_phase(Phase::ReadHead);
+                                self.t_input = now + lim.header_timeout;
+                            } else {
+                                // A body that keeps arriving keeps the connection alive.
+                                self.t_input = now + lim.header_timeout;
+                            }
+                        }
+                        Err(_) => {
+                            self.flags |= LINGER;
+                            self.set_phase(Phase::Draining);
+                        }
+                    }
+                }
+                Phase::ReadHead => {
+                    if *budget == 0 || b.out.queued() > lim.out_high_water {
+                        break;
+                    }
+                    if b.scanned == 0 {
+                        // RFC 9112 §2.2: ignore empty lines before a request line.
+                        b.start += request::leading_empty_lines(&b.rbuf[b.start..b.end]);
+                    }
+                    if b.start == b.end {
+                        b.start = 0;
+                        b.end = 0;
+                        break;
+                    }
+                    let pending = &b.rbuf[b.start..b.end];
+                    match request::find_head_end(pending, &mut b.scanned) {
+                        Some(len) => {
+                            changed = true;
+                            *budget -= 1;
+                            self.dispatch(&mut b, len, now, svc, lim);
+                        }
+                        None if pending.len() >= lim.max_head => {
+                            let err = if request::has_request_line(pending) {
+                                HttpError::HeadTooLarge
+                            } else {
+                                HttpError::UriTooLong
+                            };
+                            changed = true;
+                            self.fail(&mut b, err, svc);
+                        }
+                        None => break,
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.bufs = Some(b);
+        self.check_eof() || changed
+    }
+
+    /// Parses one complete head of `len` bytes at the front of the input and answers it.
+    fn dispatch<S: Service>(
+        &mut self,
+        b: &mut Bufs,
+        len: usize,
+        now: Millis,
+        svc: &mut S,
+        lim: &Limits,
+    ) {
+        let head = &b.rbuf[b.start..b.start + len];
+        let req = match request::parse(head) {
+            Ok(req) => req,
+            Err(err) => return self.fail(b, err, svc),
+        };
+        let mut keep_alive =
+            req.wants_keep_alive() && self.served + 1 < lim.max_requests && !self.flag(SHUTDOWN);
+        // A body is read and dropped if it is small and the client is not waiting for a
+        // 100 Continue; otherwise the connection closes after the response (RFC 9112 §9.6
+        // lingering close), so body bytes are never mistaken for a request.
+        let body = match req.framing {
+            Framing::None | Framing::Length(0) => None,
+            _ if req.expect_continue => None,
+            Framing::Length(n) if n <= lim.max_discard => Some(BodyDecoder::Length(n)),
+            Framing::Chunked => Some(BodyDecoder::chunked()),
+            Framing::Length(_) => None,
+        };
+        if req.has_body() && body.is_none() {
+            keep_alive = false;
+            self.flags |= LINGER;
+        }
+        let was_empty = b.out.is_empty();
+        let mut ex = Exchange {
+            req: &req,
+            head,
+            persist: Persist {
+                keep_alive,
+                version: req.version,
+            },
+            peer: self.peer,
+            now,
+        };
+        b.out.begin(req.method == Method::Head);
+        svc.respond(&mut ex, &mut b.out);
+        b.out.seal();
+        b.out.begin(false);
+        let keep_alive = ex.persist.keep_alive;
+        if was_empty {
+            self.t_send = now + lim.send_timeout;
+        }
+        self.served += 1;
+        b.start += len;
+        b.scanned = 0;
+        if !keep_alive {
+            self.set_phase(Phase::Draining);
+        } else if let Some(decoder) = body {
+            b.body = decoder;
+            b.body_seen = 0;
+            self.t_input = now + lim.header_timeout;
+            self.set_phase(Phase::ReadBody);
+        } else if b.start < b.end {
+            // The next pipelined head has begun.
+            self.t_input = now + lim.header_timeout;
+        }
+    }
+
+    /// Answers a request that cannot be served and closes after the answer: after a parse
+    /// error the framing of whatever follows is unknown (RFC 9112 §9.6).
+    fn fail<S: Service>(&mut self, b: &mut Bufs, err: HttpError, svc: &mut S) {
+        let pending = &b.rbuf[b.start..b.end];
+        let line_end = memchr::memchr(b'\n', pending)
+            .unwrap_or(pending.len())
+            .min(8192);
+        let line = pending[..line_end]
+            .strip_suffix(b"\r")
+            .unwrap_or(&pending[..line_end]);
+        b.out.begin(false);
+        svc.respond_error(err, line, self.peer, &mut b.out);
+        b.out.seal();
+        b.start = b.end;
+        b.scanned = 0;
+        self.flags |= LINGER;
+        self.set_phase(Phase::Draining);
+    }
+
+    /// Applies an EOF seen by the last read. Returns whether the phase changed.
+    fn check_eof(&mut self) -> bool {
+        if !self.flag(EOF) {
+            return false;
+        }
+        let input = self.input_len();
+        match self.phase {
+            Phase::ReadHead if input == 0 => {
+                // Half-closed between requests: finish what is queued, then close.
+                if self.has_output() {
+                    self.set_phase(Phase::Draining);
+                } else {
+                    self.close(CloseReason::Done);
+                }
+            }
+            Phase::ReadHead | Phase::ReadBody => {
+                // The client stopped in the middle of a request: it cannot be answered.
+                if self.has_output() {
+                    self.set_phase(Phase::Draining);
+                } else {
+                    self.close(CloseReason::ClientClosed);
+                }
+            }
+            Phase::Linger => self.close(CloseReason::Done),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Called by the driver when `n` bytes of output were written.
+    pub fn on_written(&mut self, now: Millis, lim: &Limits) {
+        self.t_send = now + lim.send_timeout;
+    }
+
+    /// Called by the driver when the output queue became empty. Returns true if the driver
+    /// must now shut down the write side (entering the lingering close).
+    pub fn on_drained(&mut self, now: Millis, lim: &Limits) -> bool {
+        match self.phase {
+            Phase::Draining => {
+                let unread = self.input_len() > 0 || self.flag(READ_READY);
+                if !self.flag(EOF) && (self.flag(LINGER) || unread) {
+                    self.t_input = now + lim.linger_timeout;
+                    self.set_phase(Phase::Linger);
+                    return true;
+                }
+                let reason = if self.flag(SHUTDOWN) {
+                    CloseReason::Shutdown
+                } else {
+                    CloseReason::Done
+                };
+                self.close(reason);
+            }
+            Phase::ReadHead if self.input_len() == 0 => {
+                if self.flag(SHUTDOWN) {
+                    self.close(CloseReason::Shutdown);
+                } else {
+                    self.t_input = now + lim.keepalive_timeout;
+                }
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// The write side could not take more (`EAGAIN` or a short write).
+    pub fn on_write_blocked(&mut self) {
+        self.flags &= !WRITE_READY;
+    }
+
+    /// Gives the buffers back to the pool while the connection is idle.
+    pub fn release_if_idle(&mut self, pool: &mut Pool) {
+        let idle = match &self.bufs {
+            Some(b) => b.start == b.end && b.out.is_empty() && self.phase != Phase::ReadBody,
+            None => false,
+        };
+        if idle || self.is_closed() {
+            if let Some(b) = self.bufs.take() {
+                pool.put(b);
+            }
+        }
+    }
+
+    /// The deadline passed: decide what that means for the current phase.
+    pub fn on_timeout<S: Service>(&mut self, now: Millis, svc: &mut S, lim: &Limits) {
+        if now < self.deadline() {
+            return;
+        }
+        if self.has_output() {
+            return self.close(CloseReason::SendTimeout);
+        }
+        match self.phase {
+            Phase::ReadHead if self.input_len() > 0 => {
+                // RFC 9110 §15.5.9: say 408 and close. A slow client gets little more time
+                // to read it.
+                if let Some(mut b) = self.bufs.take() {
+                    self.fail(&mut b, HttpError::Timeout, svc);
+                    self.bufs = Some(b);
+                }
+                self.flags &= !LINGER;
+                self.t_send = now + lim.linger_timeout.min(1_000);
+            }
+            Phase::ReadHead if self.served == 0 => self.close(CloseReason::HeadTimeout),
+            Phase::ReadHead => self.close(CloseReason::IdleTimeout),
+            Phase::ReadBody => self.close(CloseReason::BodyTimeout),
+            Phase::Linger => self.close(CloseReason::LingerTimeout),
+            Phase::Draining => self.close(CloseReason::SendTimeout),
+            Phase::Closed(_) => {}
+        }
+    }
+
+    /// Graceful shutdown: idle connections close now, busy ones after their current response.
+    pub fn begin_shutdown(&mut self) {
+        self.flags |= SHUTDOWN;
+        if self.phase == Phase::ReadHead && self.input_len() == 0 && !self.has_output() {
+            self.close(CloseReason::Shutdown);
+        }
+    }
+
+    /// Whether the connection is between requests with nothing in flight.
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::ReadHead && self.input_len() == 0 && !self.has_output()
+    }
+
+    /// The output queue, if buffers are held (for the driver).
+    pub fn out_mut(&mut self) -> Option<&mut Out> {
+        self.bufs.as_mut().map(|b| &mut b.out)
+    }
+
+    pub fn file_truncated(&mut self) {
+        self.close(CloseReason::FileTruncated);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,404 @@
+//! Connection tests with an in-memory socket and a fake clock: no kernel, no sleeping.
+use super::io::{drive, Turn};
+use super::memsock::MemSocket;
+use super::*;
+use crate::fs::MemFs;
+use crate::handler::{Handler, Site};
+
+struct H {
+    conn: Conn,
+    sock: MemSocket,
+    h: Handler<MemFs>,
+    pool: Pool,
+    lim: Limits,
+    now: Millis,
+}
+
+/// One parsed response: status, raw head, body.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(": ")?;
+            n.eq_ignore_ascii_case(name).then_some(v)
+        })
+    }
+}
+
+fn site() -> MemFs {
+    let mut fs = MemFs::new();
+    fs.add_file("index.html", b"<h1>home</h1>", 1_700_000_000);
+    fs.add_file("a.txt", b"hello", 1_700_000_000);
+    fs.add_file("sub/b.txt", b"bee", 1_700_000_000);
+    fs.add_dir("empty", 1_700_000_000);
+    fs
+}
+
+impl H {
+    fn new() -> H {
+        H::with(Limits::default())
+    }
+
+    fn with(lim: Limits) -> H {
+        H {
+            conn: Conn::new("127.0.0.1".parse().unwrap(), 0, &lim),
+            sock: MemSocket::new(),
+            h: Handler::new(site(), Site::default(), 1_800_000_000),
+            pool: Pool::new(lim.max_head, 4),
+            lim,
+            now: 0,
+        }
+    }
+
+    /// Drives until the connection waits or closes.
+    fn run(&mut self) -> Turn {
+        for _ in 0..10_000 {
+            let t = drive(
+                &mut self.conn,
+                &mut self.sock,
+                &mut self.h,
+                &mut self.pool,
+                &self.lim,
+                self.now,
+            );
+            if t != Turn::Again {
+                return t;
+            }
+        }
+        panic!("connection never settled");
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Turn {
+        self.sock.push(bytes);
+        self.conn.set_readable();
+        self.run()
+    }
+
+    fn eof(&mut self) -> Turn {
+        self.sock.eof = true;
+        self.conn.set_read_closed();
+        self.run()
+    }
+
+    fn tick(&mut self, ms: Millis) -> Turn {
+        self.now += ms;
+        if self.conn.deadline() <= self.now {
+            self.conn.on_timeout(self.now, &mut self.h, &self.lim);
+        }
+        self.run()
+    }
+
+    fn responses(&mut self) -> Vec<Resp> {
+        let out = std::mem::take(&mut self.sock.output);
+        parse_all(&out)
+    }
+}
+
+fn parse_all(mut out: &[u8]) -> Vec<Resp> {
+    let mut v = Vec::new();
+    while !out.is_empty() {
+        let end = out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("complete head")
+            + 4;
+        let head = String::from_utf8(out[..end].to_vec()).unwrap();
+        let status = head[9..12].parse().unwrap();
+        let mut r = Resp {
+            status,
+            head,
+            body: Vec::new(),
+        };
+        let len: usize = r.header("Content-Length").map_or(0, |v| v.parse().unwrap());
+        r.body = out[end..end + len].to_vec();
+        out = &out[end + len..];
+        v.push(r);
+    }
+    v
+}
+
+const GET_A: &[u8] = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn serves_a_file_and_goes_idle_without_buffers() {
+    let mut t = H::new();
+    assert_eq!(t.send(GET_A), Turn::Wait);
+    let r = t.responses();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, 200);
+    assert_eq!(r[0].body, b"hello");
+    assert_eq!(
+        r[0].header("Content-Type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(r[0].header("ETag").is_some());
+    assert_eq!(r[0].header("Accept-Ranges"), Some("bytes"));
+    assert!(
+        !t.conn.holds_buffers(),
+        "an idle keep-alive connection holds no buffer"
+    );
+    assert_eq!(t.pool.free_count(), 1);
+    // One read (short, so trusted as draining the socket) and one send per request.
+    assert_eq!((t.sock.reads, t.sock.sends), (1, 1));
+}
+
+#[test]
+fn head_is_get_without_body() {
+    let mut t = H::new();
+    t.send(GET_A);
+    let get = t.responses().remove(0);
+    t.send(b"HEAD /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let out = std::mem::take(&mut t.sock.output);
+    let head = String::from_utf8(out).unwrap();
+    assert_eq!(head, get.head, "HEAD sends the identical head and no body");
+}
+
+#[test]
+fn pipelined_requests_answered_in_order_with_one_write() {
+    let mut t = H::new();
+    let mut batch = Vec::new();
+    for i in 0..64 {
+        let path = if i % 2 == 0 { "/a.txt" } else { "/sub/b.txt" };
+        batch.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    }
+    t.send(&batch);
+    let r = t.responses();
+    assert_eq!(r.len(), 64);
+    for (i, resp) in r.iter().enumerate() {
+        assert_eq!(
+            resp.body,
+            if i % 2 == 0 { &b"hello"[..] } else { b"bee" },
+            "response {i}"
+        );
+    }
+    assert_eq!(
+        t.sock.sends, 1,
+        "64 pipelined responses leave in one sendmsg"
+    );
+}
+
+#[test]
+fn a_request_split_at_every_byte() {
+    let req = b"GET /sub/b.txt HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n";
+    for cut in 1..req.len() {
+        let mut t = H::new();
+        t.send(&req[..cut]);
+        assert!(
+            t.sock.output.is_empty(),
+            "no answer before the head is complete (cut {cut})"
+        );
+        t.send(&req[cut..]);
+        let r = t.responses();
+        assert_eq!(r.len(), 1, "cut {cut}");
+        assert_eq!(r[0].body, b"bee");
+    }
+    // And one byte at a time.
+    let mut t = H::new();
+    for b in req.iter() {
+        t.send(std::slice::from_ref(b));
+    }
+    assert_eq!(t.responses()[0].body, b"bee");
+}
+
+#[test]
+fn http10_keep_alive_rules() {
+    let mut t = H::new();
+    t.send(b"GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let r = t.responses();
+    assert_eq!(r[0].header("Connection"), Some("keep-alive"));
+    assert!(!t.conn.is_closed());
+    assert_eq!(t.send(b"GET /a.txt HTTP/1.0\r\n\r\n"), Turn::Close);
+    let r = t.responses();
+    assert_eq!(r[0].header("Connection"), Some("close"));
+    assert_eq!(r[0].body, b"hello");
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let mut t = H::new();
+    let turn = t.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = t.responses();
+    assert_eq!(r.len(), 1, "nothing after Connection: close is answered");
+    assert_eq!(r[0].header("Connection"), Some("close"));
+    // Unread input followed: lingering close (shutdown, then drain).
+    assert_eq!(turn, Turn::Wait);
+    assert_eq!(t.conn.phase(), Phase::Linger);
+    assert!(t.sock.shut_write);
+    assert_eq!(t.eof(), Turn::Close);
+}
+
+#[test]
+fn max_requests_per_connection() {
+    let mut t = H::with(Limits {
+        max_requests: 3,
+        ..Limits::default()
+    });
+    t.send(&GET_A.repeat(5));
+    let r = t.responses();
+    assert_eq!(r.len(), 3);
+    assert_eq!(r[2].header("Connection"), Some("close"));
+    assert!(r[1].header("Connection").is_none());
+}
+
+#[test]
+fn bodies_on_get_are_discarded_by_their_framing() {
+    let mut t = H::new();
+    t.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nGET /GET /sub/b.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = t.responses();
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[1].body, b"bee");
+    t.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nGET /\r\n0\r\n\r\nGET /sub/b.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = t.responses();
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[1].body, b"bee");
+}
+
+#[test]
+fn large_bodies_close_the_connection_instead() {
+    let mut t = H::new();
+    t.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nGET /sub/b.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = t.responses();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].header("Connection"), Some("close"));
+    assert_eq!(t.conn.phase(), Phase::Linger);
+}
+
+#[test]
+fn smuggling_attempts_get_400_and_nothing_after() {
+    for attack in [
+        &b"GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /sub/b.txt HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nGET /sub/b.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\nGET /sub/b.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\nabcd\r\n0\r\n\r\nGET /sub/b.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut t = H::new();
+        t.send(attack);
+        let r = t.responses();
+        assert!(r.iter().all(|r| r.body != b"bee"), "smuggled request answered: {r:?}");
+        assert!(matches!(t.conn.phase(), Phase::Linger | Phase::Closed(_)));
+    }
+}
+
+#[test]
+fn oversized_heads() {
+    let mut t = H::new();
+    let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(20_000));
+    t.send(long_line.as_bytes());
+    assert_eq!(t.responses()[0].status, 414);
+
+    let mut t = H::new();
+    let big_headers = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nCookie: {}\r\n\r\n",
+        "c".repeat(20_000)
+    );
+    t.send(big_headers.as_bytes());
+    assert_eq!(t.responses()[0].status, 431);
+
+    // 16 KiB of cookie under a 17 KiB limit is fine.
+    let mut t = H::with(Limits {
+        max_head: 17 * 1024,
+        ..Limits::default()
+    });
+    let cookie = format!(
+        "GET /a.txt HTTP/1.1\r\nHost: x\r\nCookie: {}\r\n\r\n",
+        "c".repeat(16 * 1024)
+    );
+    t.send(cookie.as_bytes());
+    assert_eq!(t.responses()[0].status, 200);
+}
+
+#[test]
+fn timeouts_follow_the_phase() {
+    // Idle keep-alive.
+    let mut t = H::new();
+    t.send(GET_A);
+    t.responses();
+    assert_eq!(t.tick(4_999), Turn::Wait);
+    assert_eq!(t.tick(1), Turn::Close);
+    assert_eq!(t.conn.close_reason(), Some(CloseReason::IdleTimeout));
+
+    // A head that never completes: 408, measured from its first byte, not the last.
+    let mut t = H::new();
+    t.send(b"GET / HTTP/1.1\r\n");
+    for _ in 0..9 {
+        t.tick(1_000);
+        t.send(b"X");
+    }
+    assert!(t.sock.output.is_empty());
+    t.tick(1_000);
+    assert_eq!(t.responses()[0].status, 408);
+    assert!(t.conn.is_closed());
+
+    // A connection that never sends anything is closed silently.
+    let mut t = H::new();
+    assert_eq!(t.tick(10_000), Turn::Close);
+    assert!(t.sock.output.is_empty());
+    assert_eq!(t.conn.close_reason(), Some(CloseReason::HeadTimeout));
+
+    // A stalled reader.
+    let mut t = H::new();
+    t.sock.write_room = Some(0);
+    t.send(GET_A);
+    assert_eq!(t.tick(29_999), Turn::Wait);
+    assert_eq!(t.tick(1), Turn::Close);
+    assert_eq!(t.conn.close_reason(), Some(CloseReason::SendTimeout));
+}
+
+#[test]
+fn a_client_that_never_reads_holds_bounded_memory() {
+    let mut t = H::new();
+    t.sock.write_room = Some(0);
+    for _ in 0..1000 {
+        t.send(GET_A);
+    }
+    let out = t.conn.out_mut().map_or(0, |o| o.queued());
+    assert!(out <= t.lim.out_high_water + 4096, "queued {out}");
+    // Once the client reads, everything is answered in order.
+    t.sock.write_room = None;
+    t.conn.set_writable();
+    t.run();
+    let r = t.responses();
+    assert_eq!(r.len(), 1000);
+    assert!(r.iter().all(|r| r.body == b"hello"));
+}
+
+#[test]
+fn half_closed_client_still_gets_its_answers() {
+    let mut t = H::new();
+    t.sock.push(&[GET_A, GET_A].concat());
+    assert_eq!(t.eof(), Turn::Close);
+    assert_eq!(t.responses().len(), 2);
+    assert_eq!(t.conn.close_reason(), Some(CloseReason::Done));
+}
+
+#[test]
+fn shutdown_lets_the_response_finish() {
+    let mut t = H::new();
+    t.sock.write_room = Some(10);
+    t.send(GET_A);
+    t.conn.begin_shutdown();
+    assert!(!t.conn.is_closed());
+    t.sock.write_room = None;
+    t.conn.set_writable();
+    assert_eq!(t.run(), Turn::Close);
+    assert_eq!(t.responses()[0].body, b"hello");
+    assert_eq!(t.conn.close_reason(), Some(CloseReason::Shutdown));
+
+    let mut idle = H::new();
+    idle.send(GET_A);
+    idle.conn.begin_shutdown();
+    assert!(idle.conn.is_closed());
+}
+
+#[test]
+fn leading_empty_lines_are_ignored() {
+    let mut t = H::new();
+    t.send(b"\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(t.responses()[0].body, b"hello");
+}

@@ -1,0 +1,152 @@
+//! An in-memory document root for tests and fuzzing: same contract as the real one, plus a
+//! record of every path looked up so a fuzzer can check that nothing outside the root is
+//! ever asked for.
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use super::{Body, FileEntry, Fs, FsError, ListEntry, Meta, MimeTable, Node};
+
+enum MemNode {
+    File(Rc<FileEntry>),
+    Dir(Meta),
+}
+
+pub struct MemFs {
+    nodes: BTreeMap<Vec<u8>, MemNode>,
+    mime: MimeTable,
+    next_ino: u64,
+    /// Every path passed to `lookup` or `list`, in order.
+    pub opened: Vec<Vec<u8>>,
+    /// Keep the record (off by default to bound memory in long runs).
+    pub record: bool,
+}
+
+impl Default for MemFs {
+    fn default() -> Self {
+        MemFs::new()
+    }
+}
+
+impl MemFs {
+    pub fn new() -> MemFs {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(
+            Vec::new(),
+            MemNode::Dir(Meta {
+                size: 0,
+                ino: 1,
+                mtime: 0,
+                mtime_nsec: 0,
+            }),
+        );
+        MemFs {
+            nodes,
+            mime: MimeTable::default(),
+            next_ino: 2,
+            opened: Vec::new(),
+            record: false,
+        }
+    }
+
+    /// Adds a file (and its parent directories) with the given contents and mtime.
+    pub fn add_file(&mut self, path: &str, data: &[u8], mtime: i64) {
+        self.add_parents(path);
+        let meta = Meta {
+            size: data.len() as u64,
+            ino: self.ino(),
+            mtime,
+            mtime_nsec: 0,
+        };
+        let body = Body::Mem(Rc::from(data));
+        let entry = FileEntry::new(meta, body, self.mime.content_type(path.as_bytes()));
+        self.nodes
+            .insert(path.as_bytes().to_vec(), MemNode::File(Rc::new(entry)));
+    }
+
+    /// Adds an empty directory (and its parents).
+    pub fn add_dir(&mut self, path: &str, mtime: i64) {
+        self.add_parents(path);
+        let meta = Meta {
+            size: 4096,
+            ino: self.ino(),
+            mtime,
+            mtime_nsec: 0,
+        };
+        self.nodes
+            .insert(path.as_bytes().to_vec(), MemNode::Dir(meta));
+    }
+
+    fn add_parents(&mut self, path: &str) {
+        let mut at = 0;
+        while let Some(i) = path[at..].find('/') {
+            let dir = &path[..at + i];
+            if !self.nodes.contains_key(dir.as_bytes()) {
+                let meta = Meta {
+                    size: 4096,
+                    ino: self.ino(),
+                    mtime: 0,
+                    mtime_nsec: 0,
+                };
+                self.nodes
+                    .insert(dir.as_bytes().to_vec(), MemNode::Dir(meta));
+            }
+            at += i + 1;
+        }
+    }
+
+    fn ino(&mut self) -> u64 {
+        self.next_ino += 1;
+        self.next_ino
+    }
+}
+
+impl Fs for MemFs {
+    fn lookup(&mut self, rel: &[u8]) -> Result<Node, FsError> {
+        if self.record {
+            self.opened.push(rel.to_vec());
+        }
+        match self.nodes.get(rel) {
+            Some(MemNode::File(f)) => Ok(Node::File(Rc::clone(f))),
+            Some(MemNode::Dir(m)) => Ok(Node::Dir(*m)),
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    fn list(&mut self, rel: &[u8], out: &mut Vec<ListEntry>) -> Result<(), FsError> {
+        if self.record {
+            self.opened.push(rel.to_vec());
+        }
+        out.clear();
+        if !matches!(self.nodes.get(rel), Some(MemNode::Dir(_))) {
+            return Err(FsError::NotFound);
+        }
+        let prefix: Vec<u8> = if rel.is_empty() {
+            Vec::new()
+        } else {
+            [rel, b"/"].concat()
+        };
+        for (path, node) in self.nodes.range(prefix.clone()..) {
+            let Some(name) = path.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            if name.is_empty() || name.contains(&b'/') {
+                continue;
+            }
+            out.push(match node {
+                MemNode::File(f) => ListEntry {
+                    name: name.to_vec(),
+                    is_dir: false,
+                    size: f.meta.size,
+                    mtime: f.meta.mtime,
+                },
+                MemNode::Dir(m) => ListEntry {
+                    name: name.to_vec(),
+                    is_dir: true,
+                    size: 0,
+                    mtime: m.mtime,
+                },
+            });
+        }
+        Ok(())
+    }
+}

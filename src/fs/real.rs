@@ -1,0 +1,469 @@
+//! The real document root. Every open is contained beneath the root by the kernel
+//! (`openat2` + `RESOLVE_BENEATH`) or, where that cannot decide (old kernels, absolute
+//! symlinks), by checking the opened descriptor's real path. What was opened is cached —
+//! small files as bytes, larger ones as open descriptors — and inotify watches on each
+//! cached inode and on every directory along its path drop an entry the moment the file is
+//! written, replaced, renamed or deleted. So a cached hit costs no system call at all.
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::{Body, FileEntry, Fs, FsError, ListEntry, Meta, MimeTable, Node};
+use crate::sys::fs::{self as sysfs, Beneath};
+use crate::sys::inotify::{self as ino, Inotify};
+
+/// Bounds of the open-file cache.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    /// Most entries (files and directories) kept; 0 turns the cache off.
+    pub max_entries: usize,
+    /// Most descriptors held open by cached entries.
+    pub max_fds: usize,
+    /// Files up to this size are cached as bytes and sent with the head in one write.
+    pub mem_file_max: u64,
+    /// Total bytes of cached file contents.
+    pub mem_total: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_entries: 10_000,
+            max_fds: 1_000,
+            mem_file_max: 64 * 1024,
+            mem_total: 64 << 20,
+        }
+    }
+}
+
+impl Clone for Node {
+    fn clone(&self) -> Node {
+        match self {
+            Node::File(f) => Node::File(Rc::clone(f)),
+            Node::Dir(m) => Node::Dir(*m),
+        }
+    }
+}
+
+struct Cached {
+    node: Node,
+    /// The inotify watch on the file's inode (-1 for directories).
+    wd: i32,
+}
+
+/// Directory watches report structural changes: entries created, deleted, renamed, or
+/// attributes (permissions) changed.
+const DIR_MASK: u32 = ino::IN_CREATE
+    | ino::IN_DELETE
+    | ino::IN_MOVED_FROM
+    | ino::IN_MOVED_TO
+    | ino::IN_DELETE_SELF
+    | ino::IN_MOVE_SELF
+    | ino::IN_ATTRIB
+    | libc::IN_ONLYDIR;
+/// File watches report content and metadata changes, including the link-count change of an
+/// unlink or of being replaced by a rename.
+const FILE_MASK: u32 =
+    ino::IN_MODIFY | ino::IN_ATTRIB | ino::IN_CLOSE_WRITE | ino::IN_DELETE_SELF | ino::IN_MOVE_SELF;
+
+pub struct RealFs {
+    root_fd: OwnedFd,
+    root_path: PathBuf,
+    mime: MimeTable,
+    cfg: CacheConfig,
+    cache: HashMap<Box<[u8]>, Cached>,
+    inotify: Option<Inotify>,
+    dir_by_wd: HashMap<i32, Box<[u8]>>,
+    wd_by_dir: HashMap<Box<[u8]>, i32>,
+    keys_by_wd: HashMap<i32, Vec<Box<[u8]>>>,
+    fds_held: usize,
+    mem_held: u64,
+    cpath: Vec<u8>,
+    events: Box<[u8]>,
+}
+
+impl RealFs {
+    /// Opens the root directory. With the cache on, inotify must be available or the cache
+    /// is turned off (it would otherwise need a `stat` per request to stay correct).
+    pub fn open(root: &Path, mime: MimeTable, cfg: CacheConfig) -> io::Result<RealFs> {
+        let root_path = std::fs::canonicalize(root)?;
+        let root_fd = sysfs::open_dir(&root_path)?;
+        let inotify = if cfg.max_entries > 0 {
+            Inotify::new().ok()
+        } else {
+            None
+        };
+        Ok(RealFs {
+            root_fd,
+            root_path,
+            mime,
+            cfg,
+            cache: HashMap::new(),
+            inotify,
+            dir_by_wd: HashMap::new(),
+            wd_by_dir: HashMap::new(),
+            keys_by_wd: HashMap::new(),
+            fds_held: 0,
+            mem_held: 0,
+            cpath: Vec::with_capacity(256),
+            events: vec![0; 64 * 1024].into_boxed_slice(),
+        })
+    }
+
+    pub fn root_path(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// Number of cached entries (for tests and stats).
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The inotify descriptor to poll, if caching is on.
+    pub fn notify_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.inotify.as_ref().map(|i| i.as_fd())
+    }
+
+    /// Reads pending inotify events and drops every entry they concern.
+    pub fn on_notify(&mut self) {
+        let Some(mut inotify) = self.inotify.take() else {
+            return;
+        };
+        let mut events = std::mem::take(&mut self.events);
+        let mut todo: Vec<(i32, u32, Vec<u8>)> = Vec::new();
+        loop {
+            match inotify.read_events(&mut events, |e| todo.push((e.wd, e.mask, e.name.to_vec()))) {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(_) => {
+                    todo.push((-1, ino::IN_Q_OVERFLOW, Vec::new()));
+                    break;
+                }
+            }
+        }
+        self.events = events;
+        self.inotify = Some(inotify);
+        for (wd, mask, name) in todo {
+            self.apply_event(wd, mask, &name);
+        }
+    }
+
+    fn apply_event(&mut self, wd: i32, mask: u32, name: &[u8]) {
+        if mask & ino::IN_Q_OVERFLOW != 0 {
+            return self.clear();
+        }
+        if let Some(dir) = self.dir_by_wd.get(&wd).cloned() {
+            let child: Vec<u8> = if dir.is_empty() {
+                name.to_vec()
+            } else {
+                [&dir[..], b"/", name].concat()
+            };
+            if name.is_empty()
+                || mask & (ino::IN_IGNORED | ino::IN_DELETE_SELF | ino::IN_MOVE_SELF) != 0
+            {
+                // The directory itself changed or went away: everything under it is suspect.
+                self.invalidate_tree(&dir);
+                if mask & ino::IN_IGNORED != 0 {
+                    self.dir_by_wd.remove(&wd);
+                    self.wd_by_dir.remove(&dir);
+                }
+                return;
+            }
+            self.invalidate(&dir);
+            self.invalidate_tree(&child);
+            // A new or removed precompressed variant changes what its original offers.
+            for suffix in [&b".gz"[..], b".br", b".zst"] {
+                if let Some(base) = child.strip_suffix(suffix) {
+                    self.invalidate(base);
+                }
+            }
+        } else if let Some(keys) = self.keys_by_wd.get(&wd).cloned() {
+            for key in keys {
+                self.invalidate(&key);
+            }
+            if mask & ino::IN_IGNORED != 0 {
+                self.keys_by_wd.remove(&wd);
+            }
+        }
+    }
+
+    /// Drops `key` and everything below it.
+    fn invalidate_tree(&mut self, key: &[u8]) {
+        let doomed: Vec<Box<[u8]>> = self
+            .cache
+            .keys()
+            .filter(|k| {
+                key.is_empty()
+                    || (k.starts_with(key) && (k.len() == key.len() || k[key.len()] == b'/'))
+            })
+            .cloned()
+            .collect();
+        for k in doomed {
+            self.invalidate(&k);
+        }
+    }
+
+    fn invalidate(&mut self, key: &[u8]) {
+        let Some(c) = self.cache.remove(key) else {
+            return;
+        };
+        if let Node::File(f) = &c.node {
+            match &f.body {
+                Body::Mem(_) => self.mem_held -= f.meta.size,
+                Body::File(_) => self.fds_held -= 1,
+            }
+        }
+        if c.wd >= 0 {
+            if let Some(keys) = self.keys_by_wd.get_mut(&c.wd) {
+                keys.retain(|k| &**k != key);
+                if keys.is_empty() {
+                    self.keys_by_wd.remove(&c.wd);
+                    if let Some(i) = &self.inotify {
+                        i.rm_watch(c.wd);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Empties the cache (it is full, or inotify lost events).
+    pub fn clear(&mut self) {
+        if let Some(i) = &self.inotify {
+            for wd in self.keys_by_wd.keys() {
+                i.rm_watch(*wd);
+            }
+        }
+        self.keys_by_wd.clear();
+        self.cache.clear();
+        self.fds_held = 0;
+        self.mem_held = 0;
+    }
+
+    /// Opens `rel` so that it is guaranteed to lie beneath the root.
+    fn open_contained(&mut self, rel: &[u8]) -> Result<File, FsError> {
+        let path = c_rel(&mut self.cpath, rel)?;
+        let root = self.root_fd.as_fd();
+        match sysfs::open_beneath(root, path).map_err(FsError::from_io)? {
+            Beneath::Opened(f) => Ok(f),
+            Beneath::Unsure => {
+                // An absolute symlink, an escape, or no openat2: open, then ask the kernel
+                // where the descriptor really lives.
+                let f = sysfs::open_at(root, path).map_err(FsError::from_io)?;
+                let real = sysfs::fd_path(f.as_fd()).map_err(|_| FsError::NotFound)?;
+                if real == self.root_path || real.starts_with(&self.root_path) {
+                    Ok(f)
+                } else {
+                    Err(FsError::NotFound)
+                }
+            }
+        }
+    }
+
+    /// Watches every directory from the root down to `dir` (inclusive).
+    fn watch_dirs(&mut self, dir: &[u8]) -> bool {
+        let mut end = 0;
+        loop {
+            let prefix = &dir[..end];
+            if !self.wd_by_dir.contains_key(prefix) && !self.watch_dir(prefix.to_vec()) {
+                return false;
+            }
+            if end == dir.len() {
+                return true;
+            }
+            end = match memchr::memchr(b'/', &dir[end + 1..]) {
+                Some(i) => end + 1 + i,
+                None => dir.len(),
+            };
+        }
+    }
+
+    fn watch_dir(&mut self, prefix: Vec<u8>) -> bool {
+        let Some(inotify) = &self.inotify else {
+            return false;
+        };
+        let mut p = self.root_path.as_os_str().as_bytes().to_vec();
+        if !prefix.is_empty() {
+            p.push(b'/');
+            p.extend_from_slice(&prefix);
+        }
+        p.push(0);
+        let Ok(c) = CStr::from_bytes_with_nul(&p) else {
+            return false;
+        };
+        match inotify.add_watch(c, DIR_MASK) {
+            Ok(wd) => {
+                let key: Box<[u8]> = prefix.into();
+                self.dir_by_wd.insert(wd, key.clone());
+                self.wd_by_dir.insert(key, wd);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Watches the inode behind an open descriptor (through its `/proc/self/fd` link).
+    fn watch_file(&mut self, f: &File) -> Option<i32> {
+        let inotify = self.inotify.as_ref()?;
+        let p = format!("/proc/self/fd/{}\0", f.as_raw_fd());
+        let c = CStr::from_bytes_with_nul(p.as_bytes()).ok()?;
+        inotify.add_watch(c, FILE_MASK).ok()
+    }
+
+    fn fill(&mut self, rel: &[u8]) -> Result<Node, FsError> {
+        let parent = &rel[..memchr::memrchr(b'/', rel).unwrap_or(0)];
+        let mut cacheable =
+            self.cfg.max_entries > 0 && self.inotify.is_some() && self.watch_dirs(parent);
+        let file = self.open_contained(rel)?;
+        let mut wd = -1;
+        if cacheable {
+            // Watch before reading metadata: a change after this point produces an event.
+            match self.watch_file(&file) {
+                Some(w) => wd = w,
+                None => cacheable = false,
+            }
+        }
+        let st = file.metadata().map_err(FsError::from_io)?;
+        let meta = Meta {
+            size: st.size(),
+            ino: st.ino(),
+            mtime: st.mtime(),
+            mtime_nsec: st.mtime_nsec() as u32,
+        };
+        let node = if st.is_dir() {
+            if cacheable {
+                cacheable = self.watch_dirs(rel);
+            }
+            Node::Dir(meta)
+        } else if st.is_file() {
+            let fits = meta.size <= self.cfg.mem_file_max
+                && self.mem_held + meta.size <= self.cfg.mem_total;
+            let body = match fits.then(|| read_all(&file, meta.size)).flatten() {
+                Some(bytes) if cacheable => Body::Mem(bytes),
+                _ => {
+                    if self.fds_held >= self.cfg.max_fds {
+                        cacheable = false;
+                    }
+                    Body::File(Rc::new(file))
+                }
+            };
+            Node::File(Rc::new(FileEntry::new(
+                meta,
+                body,
+                self.mime.content_type(rel),
+            )))
+        } else {
+            // FIFOs, sockets and devices are never served (nginx: "not a regular file").
+            if wd >= 0 {
+                self.drop_watch_if_unused(wd);
+            }
+            return Err(FsError::NotFound);
+        };
+        if cacheable {
+            if self.cache.len() >= self.cfg.max_entries {
+                self.clear();
+                // `clear` removed every file watch, including the one just added.
+                return Ok(node);
+            }
+            if let Node::File(f) = &node {
+                match f.body {
+                    Body::Mem(_) => self.mem_held += meta.size,
+                    Body::File(_) => self.fds_held += 1,
+                }
+            }
+            let key: Box<[u8]> = rel.into();
+            if wd >= 0 {
+                self.keys_by_wd.entry(wd).or_default().push(key.clone());
+            }
+            self.cache.insert(
+                key,
+                Cached {
+                    node: node.clone(),
+                    wd,
+                },
+            );
+        } else if wd >= 0 {
+            self.drop_watch_if_unused(wd);
+        }
+        Ok(node)
+    }
+
+    fn drop_watch_if_unused(&mut self, wd: i32) {
+        if !self.keys_by_wd.contains_key(&wd) {
+            if let Some(i) = &self.inotify {
+                i.rm_watch(wd);
+            }
+        }
+    }
+}
+
+/// `rel` as a NUL-terminated path relative to the root (`.` for the root itself).
+fn c_rel<'a>(buf: &'a mut Vec<u8>, rel: &[u8]) -> Result<&'a CStr, FsError> {
+    buf.clear();
+    buf.extend_from_slice(if rel.is_empty() { b"." } else { rel });
+    buf.push(0);
+    CStr::from_bytes_with_nul(buf).map_err(|_| FsError::NotFound)
+}
+
+/// Reads exactly `size` bytes, or `None` if the file is not that long any more.
+fn read_all(mut f: &File, size: u64) -> Option<Rc<[u8]>> {
+    let mut buf = vec![0u8; size as usize];
+    let mut at = 0;
+    while at < buf.len() {
+        match f.read(&mut buf[at..]) {
+            Ok(0) => return None,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(Rc::from(buf))
+}
+
+impl Fs for RealFs {
+    fn lookup(&mut self, rel: &[u8]) -> Result<Node, FsError> {
+        if let Some(c) = self.cache.get(rel) {
+            return Ok(c.node.clone());
+        }
+        self.fill(rel)
+    }
+
+    fn list(&mut self, rel: &[u8], out: &mut Vec<ListEntry>) -> Result<(), FsError> {
+        out.clear();
+        let dir = self.open_contained(rel)?;
+        let entries = sysfs::read_dir(dir.as_fd()).map_err(FsError::from_io)?;
+        let mut child = Vec::with_capacity(rel.len() + 64);
+        for e in entries {
+            let Ok(st) = sysfs::stat_at(dir.as_fd(), &e.name) else {
+                continue; // dangling symlink or raced away
+            };
+            if e.maybe_symlink {
+                // Only list a symlink if following it stays inside the root.
+                child.clear();
+                if !rel.is_empty() {
+                    child.extend_from_slice(rel);
+                    child.push(b'/');
+                }
+                child.extend_from_slice(e.name.to_bytes());
+                if self.open_contained(&child).is_err() {
+                    continue;
+                }
+            }
+            if !st.is_dir() && !st.is_file() {
+                continue;
+            }
+            out.push(ListEntry {
+                name: e.name.into_bytes(),
+                is_dir: st.is_dir(),
+                size: if st.is_dir() { 0 } else { st.size },
+                mtime: st.mtime,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,512 @@
+//! Request heads: find the end of a head in newly read bytes (memchr), parse a complete head
+//! once with httparse, and keep what the handler needs as spans of the read buffer, so nothing
+//! is copied. Framing rules of RFC 9112 §6 are decided here.
+use super::{eq_ignore_case, list_items, trim_ows, HttpError, Method, Version};
+
+/// A byte range of the head buffer: `(start, len)`, cheap to copy and free of lifetimes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+
+impl Span {
+    fn of(buf: &[u8], part: &[u8]) -> Span {
+        // `part` is a sub-slice of `buf` handed back by httparse.
+        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+        Span {
+            start: start as u32,
+            len: part.len() as u32,
+        }
+    }
+
+    /// The bytes this span covers in `buf` (the head it was parsed from).
+    pub fn get<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        let (s, e) = (self.start as usize, self.start as usize + self.len as usize);
+        buf.get(s..e).unwrap_or(&[])
+    }
+}
+
+/// How the request body is framed (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Framing {
+    #[default]
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Bits of [`Request::dups`]: list or singleton headers that appeared more than once.
+pub mod dup {
+    pub const RANGE: u16 = 1;
+    pub const IF_MATCH: u16 = 2;
+    pub const IF_NONE_MATCH: u16 = 4;
+    pub const IF_MODIFIED_SINCE: u16 = 8;
+    pub const IF_UNMODIFIED_SINCE: u16 = 16;
+    pub const IF_RANGE: u16 = 32;
+    pub const ACCEPT_ENCODING: u16 = 64;
+    pub const ACCEPT: u16 = 128;
+}
+
+/// A parsed request head. Every span indexes the head buffer given to [`parse`].
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub method: Method,
+    pub method_span: Span,
+    pub target: Span,
+    pub version: Version,
+    pub framing: Framing,
+    /// `Connection: close` was sent.
+    pub conn_close: bool,
+    /// `Connection: keep-alive` was sent.
+    pub conn_keep_alive: bool,
+    pub expect_continue: bool,
+    pub host: Option<Span>,
+    pub if_match: Option<Span>,
+    pub if_none_match: Option<Span>,
+    pub if_modified_since: Option<Span>,
+    pub if_unmodified_since: Option<Span>,
+    pub if_range: Option<Span>,
+    pub range: Option<Span>,
+    pub accept_encoding: Option<Span>,
+    pub accept: Option<Span>,
+    pub user_agent: Option<Span>,
+    pub referer: Option<Span>,
+    pub dups: u16,
+}
+
+impl Request {
+    /// Whether the client allows the connection to stay open (RFC 9112 §9.3).
+    pub fn wants_keep_alive(&self) -> bool {
+        match self.version {
+            Version::Http11 => !self.conn_close,
+            Version::Http10 => self.conn_keep_alive && !self.conn_close,
+        }
+    }
+
+    pub fn has_body(&self) -> bool {
+        !matches!(self.framing, Framing::None | Framing::Length(0))
+    }
+}
+
+/// Finds the end of a head. `scanned` is how far earlier calls looked; only bytes past it are
+/// searched, so a head arriving one byte at a time costs O(n), not O(n²). Returns the head's
+/// length including its blank line. Bare LF line endings are accepted (RFC 9112 §2.2).
+pub fn find_head_end(buf: &[u8], scanned: &mut usize) -> Option<usize> {
+    let from = (*scanned).min(buf.len());
+    for nl in memchr::memchr_iter(b'\n', &buf[from..]).map(|i| from + i) {
+        match (buf.get(nl + 1), buf.get(nl + 2)) {
+            (Some(b'\n'), _) => return Some(nl + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(nl + 3),
+            (Some(b'\r'), None) | (None, _) => {
+                // The terminator may be completed by the next read: look here again.
+                *scanned = nl;
+                return None;
+            }
+            _ => {}
+        }
+    }
+    *scanned = buf.len();
+    None
+}
+
+/// Length of the empty lines (CRLF or LF) before a request line, which a server should
+/// ignore (RFC 9112 §2.2).
+pub fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        match &buf[i..] {
+            [b'\r', b'\n', ..] => i += 2,
+            [b'\n', ..] => i += 1,
+            _ => return i,
+        }
+    }
+}
+
+/// Whether `buf` (an incomplete head) already holds its whole request line.
+pub fn has_request_line(buf: &[u8]) -> bool {
+    memchr::memchr(b'\n', buf).is_some()
+}
+
+const STACK_HEADERS: usize = 64;
+
+/// Parses a complete head (as delimited by [`find_head_end`]).
+pub fn parse(buf: &[u8]) -> Result<Request, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    match parse_with(buf, &mut headers) {
+        Err(HttpError::HeadTooLarge) => {
+            // More headers than the stack array holds: rare, so allocate exactly enough.
+            let lines = memchr::memchr_iter(b'\n', buf).count();
+            let mut many = vec![httparse::EMPTY_HEADER; lines];
+            parse_with(buf, &mut many)
+        }
+        other => other,
+    }
+}
+
+fn parse_with<'b>(
+    buf: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Request, HttpError> {
+    let mut req = httparse::Request::new(headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(HttpError::BadRequest("incomplete head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(httparse::Error::HeaderName) => {
+            return Err(HttpError::BadRequest("invalid header name"))
+        }
+        Err(httparse::Error::HeaderValue) => {
+            return Err(HttpError::BadRequest("invalid header value"))
+        }
+        Err(httparse::Error::NewLine) => return Err(HttpError::BadRequest("invalid line ending")),
+        Err(_) => return Err(HttpError::BadRequest("malformed request line")),
+    }
+    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(HttpError::BadRequest("malformed request line"));
+    };
+    let mut out = Request {
+        method: Method::parse(method.as_bytes()),
+        method_span: Span::of(buf, method.as_bytes()),
+        target: Span::of(buf, path.as_bytes()),
+        version: if minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
+        ..Request::default()
+    };
+    if path.is_empty() {
+        return Err(HttpError::BadRequest("empty request target"));
+    }
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut chunked_final = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = h.value;
+        let span = Some(Span::of(buf, value));
+        macro_rules! single {
+            ($field:ident, $bit:expr) => {{
+                if out.$field.is_some() {
+                    out.dups |= $bit;
+                } else {
+                    out.$field = span;
+                }
+            }};
+        }
+        match name.len() {
+            4 if eq_ignore_case(name, b"host") => {
+                if out.host.is_some() {
+                    return Err(HttpError::BadRequest("duplicate Host"));
+                }
+                if !valid_host(value) {
+                    return Err(HttpError::BadRequest("invalid Host"));
+                }
+                out.host = span;
+            }
+            5 if eq_ignore_case(name, b"range") => single!(range, dup::RANGE),
+            6 if eq_ignore_case(name, b"accept") => single!(accept, dup::ACCEPT),
+            // RFC 9110 §10.1.1: only 100-continue is defined; HTTP/1.0 ignores Expect.
+            6 if eq_ignore_case(name, b"expect") && out.version == Version::Http11 => {
+                if eq_ignore_case(trim_ows(value), b"100-continue") {
+                    out.expect_continue = true;
+                } else {
+                    return Err(HttpError::ExpectationFailed);
+                }
+            }
+            7 if eq_ignore_case(name, b"referer") => out.referer = out.referer.or(span),
+            8 if eq_ignore_case(name, b"if-match") => single!(if_match, dup::IF_MATCH),
+            8 if eq_ignore_case(name, b"if-range") => single!(if_range, dup::IF_RANGE),
+            10 if eq_ignore_case(name, b"connection") => {
+                for token in list_items(value) {
+                    if eq_ignore_case(token, b"close") {
+                        out.conn_close = true;
+                    } else if eq_ignore_case(token, b"keep-alive") {
+                        out.conn_keep_alive = true;
+                    }
+                }
+            }
+            10 if eq_ignore_case(name, b"user-agent") => out.user_agent = out.user_agent.or(span),
+            13 if eq_ignore_case(name, b"if-none-match") => {
+                single!(if_none_match, dup::IF_NONE_MATCH)
+            }
+            14 if eq_ignore_case(name, b"content-length") => {
+                // RFC 9110 §8.6: repeated identical values may be accepted; anything else is
+                // a framing error that could be used for smuggling.
+                for item in value.split(|&b| b == b',') {
+                    let n = parse_decimal(trim_ows(item))
+                        .ok_or(HttpError::BadRequest("invalid Content-Length"))?;
+                    match content_length {
+                        Some(prev) if prev != n => {
+                            return Err(HttpError::BadRequest("conflicting Content-Length"))
+                        }
+                        _ => content_length = Some(n),
+                    }
+                }
+            }
+            15 if eq_ignore_case(name, b"accept-encoding") => {
+                single!(accept_encoding, dup::ACCEPT_ENCODING)
+            }
+            17 if eq_ignore_case(name, b"transfer-encoding") => {
+                // RFC 9112 §6.1: only a final `chunked` frames a request; tern accepts exactly
+                // `chunked`, once.
+                for coding in value.split(|&b| b == b',') {
+                    let coding = trim_ows(coding);
+                    if transfer_encoding || !eq_ignore_case(coding, b"chunked") {
+                        return Err(HttpError::BadRequest("unsupported Transfer-Encoding"));
+                    }
+                    transfer_encoding = true;
+                    chunked_final = true;
+                }
+                if !transfer_encoding {
+                    return Err(HttpError::BadRequest("empty Transfer-Encoding"));
+                }
+            }
+            17 if eq_ignore_case(name, b"if-modified-since") => {
+                single!(if_modified_since, dup::IF_MODIFIED_SINCE)
+            }
+            19 if eq_ignore_case(name, b"if-unmodified-since") => {
+                single!(if_unmodified_since, dup::IF_UNMODIFIED_SINCE)
+            }
+            _ => {}
+        }
+    }
+    if transfer_encoding {
+        if content_length.is_some() {
+            // RFC 9112 §6.3 (3): both present is a smuggling attempt.
+            return Err(HttpError::BadRequest(
+                "Content-Length with Transfer-Encoding",
+            ));
+        }
+        if out.version == Version::Http10 {
+            // RFC 9112 §6.1: chunked is not defined for HTTP/1.0; the framing is faulty.
+            return Err(HttpError::BadRequest("Transfer-Encoding in HTTP/1.0"));
+        }
+        if chunked_final {
+            out.framing = Framing::Chunked;
+        }
+    } else if let Some(n) = content_length {
+        out.framing = Framing::Length(n);
+    }
+    if out.version == Version::Http11 && out.host.is_none() {
+        return Err(HttpError::BadRequest("missing Host"));
+    }
+    Ok(out)
+}
+
+/// A non-negative decimal with no sign, spaces or overflow (RFC 9110 §8.6).
+pub fn parse_decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, &b| match b {
+        b'0'..=b'9' => acc.checked_mul(10)?.checked_add(u64::from(b - b'0')),
+        _ => None,
+    })
+}
+
+/// httparse only understands HTTP/1.0 and 1.1. A well-formed `HTTP/x.y` of another number is
+/// a 505; anything else on the request line is a 400.
+fn version_error(buf: &[u8]) -> HttpError {
+    let line_end = memchr::memchr(b'\n', buf).unwrap_or(buf.len());
+    let line = trim_ows(
+        buf[..line_end]
+            .strip_suffix(b"\r")
+            .unwrap_or(&buf[..line_end]),
+    );
+    let token = line.rsplit(|&b| b == b' ').next().unwrap_or(&[]);
+    match token {
+        [b'H', b'T', b'T', b'P', b'/', a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+            HttpError::VersionNotSupported
+        }
+        [b'H', b'T', b'T', b'P', b'/', a] if a.is_ascii_digit() => HttpError::VersionNotSupported,
+        _ => HttpError::BadRequest("malformed HTTP version"),
+    }
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2): a bracketed IPv6 literal or a reg-name /
+/// IPv4 of unreserved, pct-encoded and sub-delim characters, then an optional numeric port.
+pub fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = v.strip_prefix(b"[") {
+        let Some(close) = memchr::memchr(b']', rest) else {
+            return false;
+        };
+        let literal = &rest[..close];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        (&[][..], &rest[close + 1..])
+    } else {
+        match memchr::memchr(b':', v) {
+            Some(i) => (&v[..i], &v[i..]),
+            None => (v, &[][..]),
+        }
+    };
+    let host_ok = host
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    host_ok && port_ok && !v.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(s: &str) -> Result<Request, HttpError> {
+        parse(s.as_bytes())
+    }
+
+    #[test]
+    fn finds_head_end_incrementally() {
+        let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nNEXT";
+        for cut in 0..full.len() {
+            let mut scanned = 0;
+            let first = find_head_end(&full[..cut], &mut scanned);
+            let again = first.or_else(|| find_head_end(full, &mut scanned));
+            assert_eq!(again, Some(27), "cut at {cut}");
+        }
+        let mut s = 0;
+        assert_eq!(find_head_end(b"GET / HTTP/1.0\n\nX", &mut s), Some(16));
+        let mut s = 0;
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.0\r\nA: b\n\r\n", &mut s),
+            Some(23)
+        );
+    }
+
+    #[test]
+    fn strips_leading_empty_lines() {
+        assert_eq!(leading_empty_lines(b"\r\n\r\n\nGET"), 5);
+        assert_eq!(leading_empty_lines(b"GET"), 0);
+        assert_eq!(leading_empty_lines(b"\r"), 0);
+    }
+
+    #[test]
+    fn parses_spans_without_copying() {
+        let buf = b"GET /a?b HTTP/1.1\r\nHost: example.com\r\nRange: bytes=0-1\r\n\r\n";
+        let r = parse(buf).unwrap();
+        assert_eq!(r.method, Method::Get);
+        assert_eq!(r.target.get(buf), b"/a?b");
+        assert_eq!(r.host.unwrap().get(buf), b"example.com");
+        assert_eq!(r.range.unwrap().get(buf), b"bytes=0-1");
+        assert_eq!(r.framing, Framing::None);
+        assert!(r.wants_keep_alive());
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let r = head("GET / HTTP/1.0\r\n\r\n").unwrap();
+        assert!(!r.wants_keep_alive());
+        let r = head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap();
+        assert!(r.wants_keep_alive());
+        let r = head("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade, close\r\n\r\n").unwrap();
+        assert!(!r.wants_keep_alive());
+    }
+
+    #[test]
+    fn table_of_bad_heads() {
+        use HttpError::*;
+        let cases: &[(&str, &str, HttpError)] = &[
+            ("no host", "GET / HTTP/1.1\r\n\r\n", BadRequest("missing Host")),
+            ("dup host", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", BadRequest("duplicate Host")),
+            ("bad host", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", BadRequest("invalid Host")),
+            ("empty host", "GET / HTTP/1.1\r\nHost: \r\n\r\n", BadRequest("invalid Host")),
+            ("http2", "GET / HTTP/2.0\r\n\r\n", VersionNotSupported),
+            ("http1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", VersionNotSupported),
+            ("garbage version", "GET / HTTX/1.1\r\n\r\n", BadRequest("malformed HTTP version")),
+            ("obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", BadRequest("invalid header name")),
+            ("space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", BadRequest("invalid header name")),
+            ("bad name", "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", BadRequest("invalid header name")),
+            ("cl letters", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1a\r\n\r\n", BadRequest("invalid Content-Length")),
+            ("cl sign", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", BadRequest("invalid Content-Length")),
+            ("cl overflow", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", BadRequest("invalid Content-Length")),
+            ("cl differ", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", BadRequest("conflicting Content-Length")),
+            ("cl list differ", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n", BadRequest("conflicting Content-Length")),
+            ("cl+te", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", BadRequest("Content-Length with Transfer-Encoding")),
+            ("te gzip", "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", BadRequest("unsupported Transfer-Encoding")),
+            ("te chunked twice", "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", BadRequest("unsupported Transfer-Encoding")),
+            ("te not final", "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", BadRequest("unsupported Transfer-Encoding")),
+            ("te 1.0", "GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", BadRequest("Transfer-Encoding in HTTP/1.0")),
+            ("expect", "GET / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n", ExpectationFailed),
+            ("lone CR", "GET / HTTP/1.1\rHost: a\r\n\r\n", BadRequest("invalid line ending")),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(head(input).err(), Some(*want), "{name}");
+        }
+    }
+
+    #[test]
+    fn table_of_good_heads() {
+        let cases: &[(&str, &str, Framing)] = &[
+            ("plain", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", Framing::None),
+            ("bare lf", "GET / HTTP/1.1\nHost: a\n\n", Framing::None),
+            (
+                "cl same twice",
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+                Framing::Length(3),
+            ),
+            (
+                "cl list same",
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\n",
+                Framing::Length(3),
+            ),
+            (
+                "chunked",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n",
+                Framing::Chunked,
+            ),
+            (
+                "host v6",
+                "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+                Framing::None,
+            ),
+            (
+                "host port",
+                "GET / HTTP/1.1\r\nHost: localhost:80\r\n\r\n",
+                Framing::None,
+            ),
+            ("1.0 no host", "GET / HTTP/1.0\r\n\r\n", Framing::None),
+            (
+                "expect 1.0 ignored",
+                "GET / HTTP/1.0\r\nExpect: teapot\r\n\r\n",
+                Framing::None,
+            ),
+        ];
+        for (name, input, want) in cases {
+            match head(input) {
+                Ok(r) => assert_eq!(r.framing, *want, "{name}"),
+                Err(e) => panic!("{name}: {e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn many_headers_fall_back_to_the_heap() {
+        let mut s = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..1000 {
+            s.push_str(&format!("X-{i}: v\r\n"));
+        }
+        s.push_str("\r\n");
+        assert!(head(&s).is_ok());
+    }
+
+    #[test]
+    fn decimal() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"18446744073709551615"), None);
+        assert_eq!(parse_decimal(b"9223372036854775807"), Some(i64::MAX as u64));
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"-1"), None);
+    }
+}

@@ -1,0 +1,20 @@
+//! tern: a small, very fast, secure static HTTP server on one thread.
+//!
+//! Layers, each depending only on the ones before it:
+//! - [`sys`]: the only `unsafe` code; thin wrappers over Linux syscalls.
+//! - [`http`]: sans-IO HTTP/1.x parsing and formatting (bytes in, values out).
+//! - [`conn`]: one connection as a state machine, time passed in; [`conn::io`] drives it.
+//! - [`fs`]: the document root (contained opens, inotify-invalidated cache).
+//! - [`handler`]: requests to responses (files, directories, errors, logs).
+//! - [`server`]: the mio event loop; [`config`] builds its settings from the command line.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod conn;
+pub mod fs;
+pub mod handler;
+pub mod http;
+pub mod log;
+pub mod server;
+#[allow(unsafe_code)]
+pub mod sys;

@@ -1,0 +1,424 @@
+//! The event loop: one `mio::Poll` owns the listeners, the signal and inotify descriptors and
+//! a `Slab` of connections. Each turn reads the clock once, handles file-change events first
+//! (so no request is answered from a stale cache entry), drives ready connections, accepts
+//! new ones, and sweeps deadlines a few times a second (never per event).
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::config::Config;
+use crate::conn::io::{drive, Turn};
+use crate::conn::{Conn, Limits, Millis, Pool};
+use crate::fs::RealFs;
+use crate::handler::Handler;
+use crate::log::{AccessLog, ErrorLog, Level};
+use crate::sys;
+
+const SIGNALS: Token = Token(0);
+const NOTIFY: Token = Token(1);
+const FIRST_LISTENER: usize = 2;
+
+/// How often deadlines are checked.
+const SWEEP_EVERY: Millis = 250;
+/// How often buffered logs are written.
+const FLUSH_EVERY: Millis = 1000;
+/// How long to wait before accepting again after running out of descriptors.
+const ACCEPT_RETRY: Millis = 100;
+/// Connections accepted per listener per turn, so a connection flood cannot starve
+/// established clients.
+const ACCEPT_BATCH: usize = 256;
+
+struct Slot {
+    conn: Conn,
+    sock: TcpStream,
+}
+
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    conns: Slab<Slot>,
+    pool: Pool,
+    handler: Handler<RealFs>,
+    lim: Limits,
+    max_conns: usize,
+    signals: sys::signal::SignalFd,
+    epoch: Instant,
+    /// Listeners may hold connections we have not accepted (their edge will not fire again).
+    accept_pending: bool,
+    /// No accepting before this time (after EMFILE).
+    accept_after: Millis,
+    again: Vec<usize>,
+    shutdown_deadline: Option<Millis>,
+    shutdown_grace: Millis,
+    /// Token of slab key 0; fixed at start (listeners are dropped at shutdown).
+    conn_base: usize,
+    next_sweep: Millis,
+    next_flush: Millis,
+}
+
+/// Binds every listener. Called first, before anything else can fail slowly, so that
+/// "address in use" is reported at once.
+pub fn bind(addrs: &[SocketAddr], reuse_port: bool) -> io::Result<Vec<TcpListener>> {
+    addrs
+        .iter()
+        .map(|a| {
+            sys::net::listen(a, 4096, reuse_port)
+                .map(TcpListener::from_std)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
+        })
+        .collect()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Server {
+    pub fn new(cfg: &Config, listeners: Vec<TcpListener>) -> io::Result<Server> {
+        let nofile = sys::rlimit::raise_nofile().unwrap_or(1024);
+        let error_log = ErrorLog::open(cfg.error_log.clone(), cfg.log_level)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot open error log: {e}")))?;
+        let access_log = match &cfg.access_log {
+            Some((target, format)) => {
+                Some(AccessLog::open(target.clone(), *format).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot open access log: {e}"))
+                })?)
+            }
+            None => None,
+        };
+        let root = &cfg.root;
+        let meta = std::fs::metadata(root)
+            .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", root.display())))?;
+        if !meta.is_dir() {
+            return Err(io::Error::other(format!(
+                "root {} is not a directory",
+                root.display()
+            )));
+        }
+        let fs = RealFs::open(root, cfg.mime.clone(), cfg.cache.clone())
+            .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", root.display())))?;
+        let mut handler = Handler::new(fs, cfg.site.clone(), unix_now());
+        handler.access_log = access_log;
+        handler.error_log = Some(error_log);
+
+        // Keep descriptors for listeners, logs, cached files and the odd open per request.
+        let reserve = 64 + cfg.cache.max_fds as u64;
+        let mut max_conns = cfg.max_connections;
+        if (max_conns as u64) + reserve > nofile {
+            let fit = nofile.saturating_sub(reserve).max(1) as usize;
+            handler.log(
+                Level::Warn,
+                format_args!("--max-connections {max_conns} exceeds the descriptor limit {nofile}; using {fit}"),
+            );
+            max_conns = fit;
+        }
+
+        let poll = Poll::new()?;
+        let signals = sys::signal::SignalFd::new(&[
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+        ])?;
+        poll.registry().register(
+            &mut SourceFd(&signals.as_fd().as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )?;
+        if let Some(fd) = handler.fs.notify_fd() {
+            poll.registry()
+                .register(&mut SourceFd(&fd.as_raw_fd()), NOTIFY, Interest::READABLE)?;
+        }
+        let mut listeners = listeners;
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
+        }
+        let lim = cfg.limits.clone();
+        let conn_base = FIRST_LISTENER + listeners.len();
+        Ok(Server {
+            conn_base,
+            poll,
+            listeners,
+            conns: Slab::new(),
+            pool: Pool::new(lim.max_head, 1024),
+            handler,
+            lim,
+            max_conns,
+            signals,
+            epoch: Instant::now(),
+            accept_pending: true,
+            accept_after: 0,
+            again: Vec::new(),
+            shutdown_deadline: None,
+            shutdown_grace: cfg.shutdown_timeout,
+            next_sweep: SWEEP_EVERY,
+            next_flush: FLUSH_EVERY,
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    fn now(&self) -> Millis {
+        self.epoch.elapsed().as_millis() as Millis
+    }
+
+    fn first_conn_token(&self) -> usize {
+        self.conn_base
+    }
+
+    /// Runs until a graceful shutdown completes.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = self.now();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || now >= deadline {
+                    break;
+                }
+            }
+            let timeout = self.poll_timeout(now);
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = self.now();
+            self.handler.set_time(unix_now());
+            // File changes first: a request in this batch must not see a stale entry.
+            if events.iter().any(|e| e.token() == NOTIFY) {
+                self.handler.fs.on_notify();
+            }
+            let base = self.first_conn_token();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => self.on_signals(now),
+                    NOTIFY => {}
+                    Token(t) if t < base => self.accept_pending = true,
+                    Token(t) => {
+                        let key = t - base;
+                        if let Some(slot) = self.conns.get_mut(key) {
+                            if event.is_read_closed() || event.is_error() {
+                                slot.conn.set_read_closed();
+                            } else if event.is_readable() {
+                                slot.conn.set_readable();
+                            }
+                            if event.is_writable() || event.is_write_closed() || event.is_error() {
+                                slot.conn.set_writable();
+                            }
+                            self.drive(key, now);
+                        }
+                    }
+                }
+            }
+            for key in std::mem::take(&mut self.again) {
+                if self.conns.contains(key) {
+                    self.drive(key, now);
+                }
+            }
+            if self.accept_pending && now >= self.accept_after && self.shutdown_deadline.is_none() {
+                self.accept(now);
+            }
+            if now >= self.next_sweep {
+                self.sweep(now);
+                self.next_sweep = now + SWEEP_EVERY;
+            }
+            if now >= self.next_flush {
+                self.handler.flush_logs();
+                self.next_flush = now + FLUSH_EVERY;
+            }
+        }
+        self.handler.log(Level::Info, format_args!("shut down"));
+        self.handler.flush_logs();
+        Ok(())
+    }
+
+    fn poll_timeout(&self, now: Millis) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut wake = self.next_flush;
+        if !self.conns.is_empty() {
+            wake = wake.min(self.next_sweep);
+        }
+        if self.accept_pending {
+            wake = wake.min(self.accept_after);
+        }
+        if let Some(d) = self.shutdown_deadline {
+            wake = wake.min(d);
+        }
+        Some(Duration::from_millis(wake.saturating_sub(now)))
+    }
+
+    /// Runs one turn of a connection and acts on the outcome.
+    fn drive(&mut self, key: usize, now: Millis) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        match drive(
+            &mut slot.conn,
+            &mut slot.sock,
+            &mut self.handler,
+            &mut self.pool,
+            &self.lim,
+            now,
+        ) {
+            Turn::Wait => {}
+            Turn::Again => self.again.push(key),
+            Turn::Close => self.remove(key),
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        let slot = self.conns.remove(key);
+        if let Some(reason) = slot.conn.close_reason() {
+            use crate::conn::Service;
+            self.handler.closed(reason, slot.conn.peer());
+        }
+        // Dropping the socket closes it, which also removes it from the epoll set. A slot
+        // freed here may be reused by `accept` only after this batch of events.
+        drop(slot);
+        if self.conns.len() < self.max_conns {
+            self.accept_pending = true;
+        }
+    }
+
+    fn accept(&mut self, now: Millis) {
+        let base = self.first_conn_token();
+        let mut blocked = false;
+        for i in 0..self.listeners.len() {
+            for _ in 0..ACCEPT_BATCH {
+                if self.conns.len() >= self.max_conns {
+                    // At the limit: leave the rest in the kernel queue; a close re-arms us.
+                    self.accept_pending = false;
+                    return;
+                }
+                match self.listeners[i].accept() {
+                    Ok((sock, peer)) => self.add(sock, peer, base, now),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EMFILE)
+                                | Some(libc::ENFILE)
+                                | Some(libc::ENOBUFS)
+                                | Some(libc::ENOMEM)
+                        ) =>
+                    {
+                        // Out of descriptors: try again shortly, never spin.
+                        self.handler.log(
+                            Level::Error,
+                            format_args!("accept: {e}; retrying in {ACCEPT_RETRY} ms"),
+                        );
+                        self.accept_after = now + ACCEPT_RETRY;
+                        return;
+                    }
+                    Err(_) => {} // ECONNABORTED and friends: that client is gone; go on.
+                }
+            }
+            blocked = true; // the batch filled up: there may be more
+        }
+        self.accept_pending = blocked;
+    }
+
+    fn add(&mut self, mut sock: TcpStream, peer: SocketAddr, base: usize, now: Millis) {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if self
+            .poll
+            .registry()
+            .register(
+                &mut sock,
+                Token(base + key),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            return;
+        }
+        entry.insert(Slot {
+            conn: Conn::new(peer.ip(), now, &self.lim),
+            sock,
+        });
+        // With TCP_DEFER_ACCEPT the request is usually already here: serve it now.
+        self.drive(key, now);
+    }
+
+    /// Checks every connection's deadline (a few times a second, not per event).
+    fn sweep(&mut self, now: Millis) {
+        let due: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, s)| s.conn.deadline() <= now)
+            .map(|(k, _)| k)
+            .collect();
+        for key in due {
+            if let Some(slot) = self.conns.get_mut(key) {
+                slot.conn.on_timeout(now, &mut self.handler, &self.lim);
+                self.drive(key, now);
+            }
+        }
+    }
+
+    fn on_signals(&mut self, now: Millis) {
+        while let Ok(Some(sig)) = self.signals.pending() {
+            match sig {
+                libc::SIGTERM | libc::SIGINT => {
+                    if self.shutdown_deadline.is_some() {
+                        // A second signal: stop waiting.
+                        self.shutdown_deadline = Some(now);
+                    } else {
+                        self.begin_shutdown(now);
+                    }
+                }
+                _ => self.reopen_logs(),
+            }
+        }
+    }
+
+    fn reopen_logs(&mut self) {
+        let mut failed = None;
+        if let Some(l) = &mut self.handler.access_log {
+            failed = l.reopen().err();
+        }
+        if let Some(l) = &mut self.handler.error_log {
+            let _ = l.reopen();
+        }
+        match failed {
+            Some(e) => self
+                .handler
+                .log(Level::Error, format_args!("reopening access log: {e}")),
+            None => self.handler.log(Level::Info, format_args!("logs reopened")),
+        }
+    }
+
+    /// Stops accepting, closes idle connections and lets the others finish their current
+    /// response, for at most the grace period.
+    fn begin_shutdown(&mut self, now: Millis) {
+        self.handler.log(Level::Info, format_args!("shutting down"));
+        for mut l in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.shutdown_deadline = Some(now + self.shutdown_grace);
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(slot) = self.conns.get_mut(key) {
+                slot.conn.begin_shutdown();
+                self.drive(key, now);
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The only `unsafe` in tern: thin, documented wrappers over Linux syscalls that std and mio
+//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, signalfd, inotify, rlimits).
+//! Each wrapper takes and returns safe types; nothing here knows about HTTP.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod fs;
+pub mod inotify;
+pub mod net;
+pub mod rlimit;
+pub mod signal;
+
+use std::io;
+
+/// Turns a libc return value into `io::Result`, reading `errno` on -1 (as mio's `syscall!`).
+fn cvt<T: Copy + PartialEq + From<i8>>(res: T) -> io::Result<T> {
+    if res == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(res)
+    }
+}
