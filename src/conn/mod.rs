@@ -58,7 +58,8 @@ pub struct Limits {
     pub max_requests: u32,
     /// Largest request head; also the read buffer's size.
     pub max_head: usize,
-    /// Largest request body read and thrown away to keep a connection alive.
+    /// Largest request body accepted (413 past it when declared); bodies of requests that do
+    /// not use them are read and thrown away.
     pub max_discard: u64,
     /// Stop parsing pipelined requests while more than this many bytes wait to be written.
     pub out_high_water: u64,
@@ -292,7 +293,7 @@ impl Conn {
         self.bufs.as_ref().map_or(0, |b| b.end - b.start)
     }
 
-    fn has_output(&self) -> bool {
+    pub fn has_output(&self) -> bool {
         self.bufs.as_ref().is_some_and(|b| !b.out.is_empty())
     }
 
@@ -496,6 +497,12 @@ impl Conn {
             Ok(req) => req,
             Err(err) => return self.fail(b, err, svc),
         };
+        if let Framing::Length(n) = req.framing {
+            if n > lim.max_discard {
+                // Like nginx's client_max_body_size: refuse before reading any of it.
+                return self.fail(b, HttpError::PayloadTooLarge, svc);
+            }
+        }
         let mut keep_alive =
             req.wants_keep_alive() && self.served + 1 < lim.max_requests && !self.flag(SHUTDOWN);
         // A body is read and dropped if it is small and the client is not waiting for a
@@ -504,9 +511,8 @@ impl Conn {
         let body = match req.framing {
             Framing::None | Framing::Length(0) => None,
             _ if req.expect_continue => None,
-            Framing::Length(n) if n <= lim.max_discard => Some(BodyDecoder::Length(n)),
+            Framing::Length(n) => Some(BodyDecoder::Length(n)),
             Framing::Chunked => Some(BodyDecoder::chunked()),
-            Framing::Length(_) => None,
         };
         if req.has_body() && body.is_none() {
             keep_alive = false;

@@ -260,13 +260,37 @@ fn bodies_on_get_are_discarded_by_their_framing() {
 }
 
 #[test]
-fn large_bodies_close_the_connection_instead() {
+fn large_bodies_are_refused() {
     let mut t = H::new();
     t.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nGET /sub/b.txt HTTP/1.1\r\nHost: x\r\n\r\n");
     let r = t.responses();
     assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, 413);
     assert_eq!(r[0].header("Connection"), Some("close"));
     assert_eq!(t.conn.phase(), Phase::Linger);
+
+    // A chunked body that turns out too long: answered, then closed.
+    let mut t = H::new();
+    let mut req = b"GET /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    t.send(&req);
+    assert_eq!(t.responses()[0].status, 200);
+    req.clear();
+    for _ in 0..20 {
+        req.extend_from_slice(b"1000\r\n");
+        req.extend_from_slice(&[b'x'; 4096]);
+        req.extend_from_slice(b"\r\n");
+    }
+    t.send(&req);
+    assert_eq!(t.conn.phase(), Phase::Linger);
+}
+
+#[test]
+fn expect_100_continue_is_not_waited_for() {
+    let mut t = H::new();
+    t.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+    let r = t.responses();
+    assert_eq!((r.len(), r[0].status), (1, 200));
+    assert_eq!(r[0].header("Connection"), Some("close"));
 }
 
 #[test]
