@@ -53,6 +53,8 @@ pub struct Server {
     accept_pending: bool,
     /// No accepting before this time (after EMFILE).
     accept_after: Millis,
+    /// Accepting stopped at the connection limit; the next close resumes it.
+    at_limit: bool,
     again: Vec<usize>,
     shutdown_deadline: Option<Millis>,
     shutdown_grace: Millis,
@@ -157,6 +159,7 @@ impl Server {
             epoch: Instant::now(),
             accept_pending: true,
             accept_after: 0,
+            at_limit: false,
             again: Vec::new(),
             shutdown_deadline: None,
             shutdown_grace: cfg.shutdown_timeout,
@@ -291,23 +294,34 @@ impl Server {
         // Dropping the socket closes it, which also removes it from the epoll set. A slot
         // freed here may be reused by `accept` only after this batch of events.
         drop(slot);
-        if self.conns.len() < self.max_conns {
+        if self.at_limit && self.conns.len() < self.max_conns {
+            self.at_limit = false;
             self.accept_pending = true;
         }
     }
 
     fn accept(&mut self, now: Millis) {
         let base = self.first_conn_token();
-        let mut blocked = false;
+        // Whether some listener may still hold connections after this turn.
+        let mut more = false;
         for i in 0..self.listeners.len() {
-            for _ in 0..ACCEPT_BATCH {
+            let mut batch = 0;
+            loop {
                 if self.conns.len() >= self.max_conns {
                     // At the limit: leave the rest in the kernel queue; a close re-arms us.
                     self.accept_pending = false;
+                    self.at_limit = true;
                     return;
                 }
+                if batch == ACCEPT_BATCH {
+                    more = true;
+                    break;
+                }
                 match self.listeners[i].accept() {
-                    Ok((sock, peer)) => self.add(sock, peer, base, now),
+                    Ok((sock, peer)) => {
+                        batch += 1;
+                        self.add(sock, peer, base, now);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e)
                         if matches!(
@@ -329,9 +343,8 @@ impl Server {
                     Err(_) => {} // ECONNABORTED and friends: that client is gone; go on.
                 }
             }
-            blocked = true; // the batch filled up: there may be more
         }
-        self.accept_pending = blocked;
+        self.accept_pending = more;
     }
 
     fn add(&mut self, mut sock: TcpStream, peer: SocketAddr, base: usize, now: Millis) {
