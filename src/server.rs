@@ -37,6 +37,8 @@ const ACCEPT_BATCH: usize = 256;
 struct Slot {
     conn: Conn,
     sock: TcpStream,
+    /// Added to the epoll set (done lazily, the first time the connection must wait).
+    registered: bool,
 }
 
 pub struct Server {
@@ -105,22 +107,26 @@ impl Server {
                 root.display()
             )));
         }
-        let fs = RealFs::open(root, cfg.mime.clone(), cfg.cache.clone())
+        // Cached descriptors may use at most a quarter of the descriptor limit.
+        let mut cache = cfg.cache.clone();
+        cache.max_fds = cache.max_fds.min((nofile / 4) as usize);
+        let fs = RealFs::open(root, cfg.mime.clone(), cache.clone())
             .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", root.display())))?;
         let mut handler = Handler::new(fs, cfg.site.clone(), unix_now());
         handler.access_log = access_log;
         handler.error_log = Some(error_log);
 
-        // Keep descriptors for listeners, logs, cached files and the odd open per request.
-        let reserve = 64 + cfg.cache.max_fds as u64;
-        let mut max_conns = cfg.max_connections;
-        if (max_conns as u64) + reserve > nofile {
-            let fit = nofile.saturating_sub(reserve).max(1) as usize;
+        // Like nginx, warn rather than refuse when connections may outnumber descriptors:
+        // running out is handled (accepting pauses) and never drops a connection.
+        let max_conns = cfg.max_connections;
+        if (max_conns as u64) + cache.max_fds as u64 + 32 > nofile {
             handler.log(
                 Level::Warn,
-                format_args!("--max-connections {max_conns} exceeds the descriptor limit {nofile}; using {fit}"),
+                format_args!(
+                    "--max-connections {max_conns} may exceed the descriptor limit {nofile}; \
+                     accepting pauses whenever descriptors run out"
+                ),
             );
-            max_conns = fit;
         }
 
         let poll = Poll::new()?;
@@ -129,6 +135,7 @@ impl Server {
             libc::SIGINT,
             libc::SIGHUP,
             libc::SIGUSR1,
+            libc::SIGUSR2,
         ])?;
         poll.registry().register(
             &mut SourceFd(&signals.as_fd().as_raw_fd()),
@@ -151,7 +158,7 @@ impl Server {
             poll,
             listeners,
             conns: Slab::new(),
-            pool: Pool::new(lim.max_head, 1024),
+            pool: Pool::new(lim.max_head.min(16 * 1024), 1024),
             handler,
             lim,
             max_conns,
@@ -179,10 +186,6 @@ impl Server {
         self.epoch.elapsed().as_millis() as Millis
     }
 
-    fn first_conn_token(&self) -> usize {
-        self.conn_base
-    }
-
     /// Runs until a graceful shutdown completes.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
@@ -205,7 +208,7 @@ impl Server {
             if events.iter().any(|e| e.token() == NOTIFY) {
                 self.handler.fs.on_notify();
             }
-            let base = self.first_conn_token();
+            let base = self.conn_base;
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
@@ -271,14 +274,31 @@ impl Server {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        match drive(
+        let turn = drive(
             &mut slot.conn,
             &mut slot.sock,
             &mut self.handler,
             &mut self.pool,
             &self.lim,
             now,
-        ) {
+        );
+        if turn != Turn::Close && !slot.registered {
+            // Edge-triggered registration reports readiness that exists at this moment, so
+            // nothing that arrived since the last read is missed.
+            let token = Token(self.conn_base + key);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .poll
+                .registry()
+                .register(&mut slot.sock, token, interest)
+                .is_err()
+            {
+                slot.conn.on_io_error();
+                return self.remove(key);
+            }
+            slot.registered = true;
+        }
+        match turn {
             Turn::Wait => {}
             Turn::Again => self.again.push(key),
             Turn::Close => self.remove(key),
@@ -301,7 +321,6 @@ impl Server {
     }
 
     fn accept(&mut self, now: Millis) {
-        let base = self.first_conn_token();
         // Whether some listener may still hold connections after this turn.
         let mut more = false;
         for i in 0..self.listeners.len() {
@@ -320,7 +339,7 @@ impl Server {
                 match self.listeners[i].accept() {
                     Ok((sock, peer)) => {
                         batch += 1;
-                        self.add(sock, peer, base, now);
+                        self.add(sock, peer, now);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e)
@@ -347,26 +366,16 @@ impl Server {
         self.accept_pending = more;
     }
 
-    fn add(&mut self, mut sock: TcpStream, peer: SocketAddr, base: usize, now: Millis) {
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if self
-            .poll
-            .registry()
-            .register(
-                &mut sock,
-                Token(base + key),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .is_err()
-        {
-            return;
-        }
-        entry.insert(Slot {
-            conn: Conn::new(peer.ip(), now, &self.lim),
+    fn add(&mut self, sock: TcpStream, peer: SocketAddr, now: Millis) {
+        let conn = Conn::new(peer.ip(), now, &self.lim);
+        let key = self.conns.insert(Slot {
+            conn,
             sock,
+            registered: false,
         });
-        // With TCP_DEFER_ACCEPT the request is usually already here: serve it now.
+        // With TCP_DEFER_ACCEPT the request is usually already here: serve it now. A
+        // connection that is answered and closed in this first turn is never registered
+        // with epoll at all (one epoll_ctl less per short-lived connection).
         self.drive(key, now);
     }
 
@@ -397,6 +406,15 @@ impl Server {
                         self.begin_shutdown(now);
                     }
                 }
+                libc::SIGUSR2 => match sys::allocations() {
+                    Some(n) => self
+                        .handler
+                        .log(Level::Info, format_args!("allocations: {n}")),
+                    None => self.handler.log(
+                        Level::Info,
+                        format_args!("allocation counting needs --features alloc-count"),
+                    ),
+                },
                 _ => self.reopen_logs(),
             }
         }

@@ -143,7 +143,10 @@ fn status_and_close(srv: &Server, req: &[u8]) -> (u16, bool) {
 #[test]
 fn malformed_input_gets_the_right_status_and_a_close() {
     let site = Site::standard();
-    let srv = Server::start(&site, &["--max-header-size", "4096"]);
+    let srv = Server::start(
+        &site,
+        &["--max-header-size", "4096", "--max-request-line", "4096"],
+    );
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(5000));
     let big_head = format!(
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",

@@ -84,9 +84,14 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
 
-    /// Largest request head in bytes (request line and headers); 414 or 431 past it.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024))]
+    /// Largest header field in bytes (431 past it); a whole head may hold up to four fields
+    /// this large, as with nginx's large_client_header_buffers.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(256..=1024 * 1024))]
     max_header_size: u32,
+
+    /// Longest request line in bytes (414 past it).
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024, value_parser = clap::value_parser!(u32).range(256..=1024 * 1024))]
+    max_request_line: u32,
 
     /// Most requests served on one connection before it is closed.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -120,6 +125,23 @@ struct Cli {
     #[arg(long, value_name = "TYPE", default_value = "application/octet-stream")]
     default_type: String,
 
+    /// Cache-Control value added to file responses (200, 206, 304), e.g. "max-age=3600".
+    #[arg(long, value_name = "VALUE", value_parser = parse_header_value)]
+    cache_control: Option<String>,
+
+    /// Do not serve precompressed variants (F.br, F.zst, F.gz) for Accept-Encoding.
+    #[arg(long)]
+    no_precompressed: bool,
+
+    /// Requests with more byte ranges than this get the whole file (200).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_ranges: u32,
+
+    /// Serve a file under the root as the body of an error status, repeatable:
+    /// --error-page 404=/errors/404.html (the status code is kept).
+    #[arg(long, value_name = "CODE=PATH", value_parser = parse_error_page)]
+    error_page: Vec<(u16, Vec<u8>)>,
+
     /// Most entries in the open-file cache (0 turns it off: open and stat on every request).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     file_cache_entries: usize,
@@ -140,6 +162,40 @@ fn parse_secs(s: &str) -> Result<Millis, String> {
         return Err(format!("`{s}` is out of range"));
     }
     Ok((v * scale).round() as Millis)
+}
+
+fn parse_header_value(s: &str) -> Result<String, String> {
+    if s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err("control characters are not allowed in a header value".into());
+    }
+    Ok(s.trim().to_string())
+}
+
+/// `404=/errors/404.html`: a 4xx/5xx status and a root-relative path, normalised like a
+/// request path so it can never point outside the root.
+fn parse_error_page(s: &str) -> Result<(u16, Vec<u8>), String> {
+    let (code, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not CODE=PATH"))?;
+    let code: u16 = code
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{code}` is not a status code"))?;
+    if !(400..=599).contains(&code) {
+        return Err(format!("{code} is not an error status (400-599)"));
+    }
+    let with_slash = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let (mut rel, mut scratch) = (Vec::new(), Vec::new());
+    crate::http::path::normalize(with_slash.as_bytes(), &mut rel, &mut scratch)
+        .map_err(|e| format!("error page `{path}`: {}", e.reason()))?;
+    if rel.is_empty() {
+        return Err(format!("error page `{path}` names the root directory"));
+    }
+    Ok((code, rel))
 }
 
 fn parse_mime(s: &str) -> Result<(String, String), String> {
@@ -196,7 +252,9 @@ impl Cli {
             keepalive_timeout: self.keepalive_timeout,
             send_timeout: self.send_timeout,
             max_requests: self.max_requests,
-            max_head: self.max_header_size as usize,
+            max_request_line: self.max_request_line as usize,
+            max_field: self.max_header_size as usize,
+            max_head: self.max_request_line as usize + 4 * self.max_header_size as usize,
             ..Limits::default()
         };
         let site = Site {
@@ -209,6 +267,16 @@ impl Cli {
             listing: !self.no_listing,
             dotfiles: self.dotfiles,
             server: (!self.server_name.is_empty()).then(|| self.server_name.as_bytes().into()),
+            cache_control: self
+                .cache_control
+                .filter(|v| !v.is_empty())
+                .map(|v| v.as_bytes().into()),
+            max_ranges: self.max_ranges as usize,
+            error_pages: self
+                .error_page
+                .into_iter()
+                .map(|(c, p)| (c, p.into_boxed_slice()))
+                .collect(),
         };
         let access_log = self.access_log.map(|p| {
             let format = match self.log_format {
@@ -237,6 +305,7 @@ impl Cli {
             log_level,
             cache: CacheConfig {
                 max_entries: self.file_cache_entries,
+                precompressed: !self.no_precompressed,
                 ..CacheConfig::default()
             },
             mime: MimeTable::new(mime, self.default_type),
@@ -255,7 +324,9 @@ mod tests {
         assert_eq!(c.root, PathBuf::from("."));
         assert_eq!(c.limits.header_timeout, 10_000);
         assert_eq!(c.limits.keepalive_timeout, 5_000);
-        assert_eq!(c.limits.max_head, 16384);
+        assert_eq!(c.limits.max_field, 16384);
+        assert_eq!(c.limits.max_request_line, 8192);
+        assert_eq!(c.limits.max_head, 8192 + 4 * 16384);
         assert_eq!(c.max_connections, 10_000);
         assert!(c.site.listing);
         assert_eq!(c.site.index.len(), 2);

@@ -85,7 +85,7 @@ pub fn drive<K: Socket, S: Service>(
             break Turn::Again;
         }
         if conn.wants_read() {
-            let Some(space) = conn.read_space(pool) else {
+            let Some(space) = conn.read_space(pool, lim) else {
                 // Input buffer full of unprocessed requests: wait for the output to drain.
                 break Turn::Wait;
             };

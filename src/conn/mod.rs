@@ -44,6 +44,14 @@ use crate::http::response::Persist;
 use crate::http::{HttpError, Method, Request};
 pub use out::Out;
 
+fn head_limits(lim: &Limits) -> request::HeadLimits {
+    request::HeadLimits {
+        line: lim.max_request_line,
+        field: lim.max_field,
+        total: lim.max_head,
+    }
+}
+
 /// Milliseconds on the caller's monotonic clock.
 pub type Millis = u64;
 
@@ -56,7 +64,12 @@ pub struct Limits {
     pub linger_timeout: Millis,
     /// Requests served on one connection before it is closed.
     pub max_requests: u32,
-    /// Largest request head; also the read buffer's size.
+    /// Longest request line (414 past it).
+    pub max_request_line: usize,
+    /// Longest header field value (431 past it).
+    pub max_field: usize,
+    /// Largest request head (431 past it); read buffers grow up to this only for heads
+    /// that need it.
     pub max_head: usize,
     /// Largest request body accepted (413 past it when declared); bodies of requests that do
     /// not use them are read and thrown away.
@@ -77,7 +90,9 @@ impl Default for Limits {
             send_timeout: 30_000,
             linger_timeout: 5_000,
             max_requests: 10_000,
-            max_head: 16 * 1024,
+            max_request_line: 8 * 1024,
+            max_field: 16 * 1024,
+            max_head: 8 * 1024 + 4 * 16 * 1024,
             max_discard: 64 * 1024,
             out_high_water: 128 * 1024,
             requests_per_turn: 64,
@@ -161,7 +176,8 @@ pub trait Service {
 
 /// The buffers of a connection that is doing something. Idle connections hold none.
 pub struct Bufs {
-    rbuf: Box<[u8]>,
+    /// The read buffer; its length is its usable size (it grows for large heads).
+    rbuf: Vec<u8>,
     /// Unconsumed input is `rbuf[start..end]`.
     start: usize,
     end: usize,
@@ -194,7 +210,7 @@ impl Pool {
     fn get(&mut self) -> Box<Bufs> {
         self.free.pop().unwrap_or_else(|| {
             Box::new(Bufs {
-                rbuf: vec![0; self.rbuf_size].into_boxed_slice(),
+                rbuf: vec![0; self.rbuf_size],
                 start: 0,
                 end: 0,
                 scanned: 0,
@@ -211,9 +227,13 @@ impl Pool {
             b.end = 0;
             b.scanned = 0;
             b.out.clear();
-            // A buffer that grew for a big listing gives the memory back.
+            // Buffers that grew for a big head or listing give the memory back.
             if b.out.buf.capacity() > 64 * 1024 {
                 b.out.buf = Vec::with_capacity(1024);
+            }
+            if b.rbuf.len() > self.rbuf_size {
+                b.rbuf.truncate(self.rbuf_size);
+                b.rbuf.shrink_to_fit();
             }
             self.free.push(b);
         }
@@ -341,7 +361,7 @@ impl Conn {
 
     /// Space to read into, taking buffers from the pool if needed. `None` when the buffer is
     /// full of unprocessed input (back-pressure: the output must drain first).
-    pub fn read_space(&mut self, pool: &mut Pool) -> Option<&mut [u8]> {
+    pub fn read_space(&mut self, pool: &mut Pool, lim: &Limits) -> Option<&mut [u8]> {
         let b = self.bufs.get_or_insert_with(|| pool.get());
         if self.phase == Phase::Linger {
             b.start = 0;
@@ -351,6 +371,13 @@ impl Conn {
             b.rbuf.copy_within(b.start..b.end, 0);
             b.end -= b.start;
             b.start = 0;
+        } else if b.end == b.rbuf.len()
+            && self.phase == Phase::ReadHead
+            && b.rbuf.len() < lim.max_head
+        {
+            // One head fills the buffer and may still be valid (`process` checked): grow.
+            let grown = (b.rbuf.len() * 2).min(lim.max_head);
+            b.rbuf.resize(grown, 0);
         }
         if b.end == b.rbuf.len() {
             None
@@ -464,14 +491,16 @@ impl Conn {
                             *budget -= 1;
                             self.dispatch(&mut b, len, now, svc, lim);
                         }
-                        None if pending.len() >= lim.max_head => {
-                            let err = if request::has_request_line(pending) {
-                                HttpError::HeadTooLarge
-                            } else {
-                                HttpError::UriTooLong
-                            };
-                            changed = true;
-                            self.fail(&mut b, err, svc);
+                        // An incomplete head fills the whole buffer: fail it now if it is
+                        // already too large, otherwise the buffer grows when read next.
+                        None if pending.len() == b.rbuf.len() => {
+                            match request::incomplete_error(pending, head_limits(lim)) {
+                                Some(err) => {
+                                    changed = true;
+                                    self.fail(&mut b, err, svc);
+                                }
+                                None => break,
+                            }
                         }
                         None => break,
                     }
@@ -493,7 +522,10 @@ impl Conn {
         lim: &Limits,
     ) {
         let head = &b.rbuf[b.start..b.start + len];
-        let req = match request::parse(head) {
+        if request::request_line_len(head) > lim.max_request_line {
+            return self.fail(b, HttpError::UriTooLong, svc);
+        }
+        let req = match request::parse(head, lim.max_field) {
             Ok(req) => req,
             Err(err) => return self.fail(b, err, svc),
         };

@@ -63,6 +63,25 @@ impl MemFs {
             .insert(path.as_bytes().to_vec(), MemNode::File(Rc::new(entry)));
     }
 
+    /// Attaches the file at `variant` (added before) as a precompressed variant of `path`;
+    /// `index` follows [`super::VARIANTS`] (0 br, 1 zstd, 2 gzip).
+    pub fn add_variant(&mut self, path: &str, index: usize, variant: &str) {
+        let Some(MemNode::File(v)) = self.nodes.get(variant.as_bytes()) else {
+            return;
+        };
+        let body = match &v.body {
+            Body::Mem(m) => Body::Mem(Rc::clone(m)),
+            Body::File(f) => Body::File(Rc::clone(f)),
+        };
+        let mut entry = FileEntry::new(v.meta, body, self.mime.content_type(path.as_bytes()));
+        entry.etag = v.etag.clone();
+        if let Some(MemNode::File(f)) = self.nodes.get_mut(path.as_bytes()) {
+            if let Some(f) = Rc::get_mut(f) {
+                f.variants[index] = Some(Rc::new(entry));
+            }
+        }
+    }
+
     /// Adds an empty directory (and its parents).
     pub fn add_dir(&mut self, path: &str, mtime: i64) {
         self.add_parents(path);

@@ -44,7 +44,17 @@ pub struct FileEntry {
     pub content_type: Box<str>,
     /// Strong validator `"ino-size-mtime_ns"` in hex, quotes included (RFC 9110 §8.8.3).
     pub etag: Box<[u8]>,
+    /// Precompressed variants found beside the file (`F.br`, `F.zst`, `F.gz`), in
+    /// [`VARIANTS`] order. Each has its own size and validators and the original's type.
+    pub variants: [Option<Rc<FileEntry>>; 3],
+    /// The headers of a whole-file 200, formatted on first use by the handler and copied
+    /// after that (the entry is replaced whenever the file changes).
+    pub head_200: std::cell::OnceCell<Box<[u8]>>,
 }
+
+/// Suffixes of precompressed variants, in the order of [`FileEntry::variants`] and of
+/// `http::negotiate::Coding` (br, zstd, gzip).
+pub const VARIANTS: [&[u8]; 3] = [b".br", b".zst", b".gz"];
 
 impl FileEntry {
     pub fn new(meta: Meta, body: Body, content_type: Box<str>) -> FileEntry {
@@ -53,7 +63,13 @@ impl FileEntry {
             body,
             content_type,
             etag: etag(&meta),
+            variants: [None, None, None],
+            head_200: std::cell::OnceCell::new(),
         }
+    }
+
+    pub fn has_variants(&self) -> bool {
+        self.variants.iter().any(Option::is_some)
     }
 
     /// `Last-Modified` in Unix seconds as sent with a response dated `now`.

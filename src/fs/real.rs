@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::{Body, FileEntry, Fs, FsError, ListEntry, Meta, MimeTable, Node};
+use super::{Body, FileEntry, Fs, FsError, ListEntry, Meta, MimeTable, Node, VARIANTS};
 use crate::sys::fs::{self as sysfs, Beneath};
 use crate::sys::inotify::{self as ino, Inotify};
 
@@ -29,6 +29,8 @@ pub struct CacheConfig {
     pub mem_file_max: u64,
     /// Total bytes of cached file contents.
     pub mem_total: u64,
+    /// Look for precompressed variants (`F.br`, `F.zst`, `F.gz`) beside each file.
+    pub precompressed: bool,
 }
 
 impl Default for CacheConfig {
@@ -38,6 +40,7 @@ impl Default for CacheConfig {
             max_fds: 1_000,
             mem_file_max: 64 * 1024,
             mem_total: 64 << 20,
+            precompressed: true,
         }
     }
 }
@@ -53,8 +56,46 @@ impl Clone for Node {
 
 struct Cached {
     node: Node,
-    /// The inotify watch on the file's inode (-1 for directories).
-    wd: i32,
+    /// inotify watches on the inodes this entry was built from (file and variants).
+    wds: Vec<i32>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Other,
+}
+
+fn meta_of(f: &File) -> Result<(Meta, Kind), FsError> {
+    let st = f.metadata().map_err(FsError::from_io)?;
+    let meta = Meta {
+        size: st.size(),
+        ino: st.ino(),
+        mtime: st.mtime(),
+        mtime_nsec: st.mtime_nsec() as u32,
+    };
+    let kind = if st.is_file() {
+        Kind::File
+    } else if st.is_dir() {
+        Kind::Dir
+    } else {
+        Kind::Other
+    };
+    Ok((meta, kind))
+}
+
+/// Memory bytes and descriptors an entry (with its variants) holds.
+fn cost(f: &FileEntry) -> (u64, usize) {
+    let own = match f.body {
+        Body::Mem(_) => (f.meta.size, 0),
+        Body::File(_) => (0, 1),
+    };
+    f.variants
+        .iter()
+        .flatten()
+        .map(|v| cost(v))
+        .fold(own, |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 /// Directory watches report structural changes: entries created, deleted, renamed, or
@@ -214,18 +255,17 @@ impl RealFs {
             return;
         };
         if let Node::File(f) = &c.node {
-            match &f.body {
-                Body::Mem(_) => self.mem_held -= f.meta.size,
-                Body::File(_) => self.fds_held -= 1,
-            }
+            let (mem, fds) = cost(f);
+            self.mem_held -= mem;
+            self.fds_held -= fds;
         }
-        if c.wd >= 0 {
-            if let Some(keys) = self.keys_by_wd.get_mut(&c.wd) {
+        for wd in c.wds {
+            if let Some(keys) = self.keys_by_wd.get_mut(&wd) {
                 keys.retain(|k| &**k != key);
                 if keys.is_empty() {
-                    self.keys_by_wd.remove(&c.wd);
+                    self.keys_by_wd.remove(&wd);
                     if let Some(i) = &self.inotify {
-                        i.rm_watch(c.wd);
+                        i.rm_watch(wd);
                     }
                 }
             }
@@ -319,78 +359,115 @@ impl RealFs {
         let parent = &rel[..memchr::memrchr(b'/', rel).unwrap_or(0)];
         let mut cacheable =
             self.cfg.max_entries > 0 && self.inotify.is_some() && self.watch_dirs(parent);
+        // Every inode the entry depends on is watched; an event on any drops the entry.
+        let mut wds: Vec<i32> = Vec::new();
         let file = self.open_contained(rel)?;
-        let mut wd = -1;
-        if cacheable {
-            // Watch before reading metadata: a change after this point produces an event.
-            match self.watch_file(&file) {
-                Some(w) => wd = w,
-                None => cacheable = false,
-            }
-        }
-        let st = file.metadata().map_err(FsError::from_io)?;
-        let meta = Meta {
-            size: st.size(),
-            ino: st.ino(),
-            mtime: st.mtime(),
-            mtime_nsec: st.mtime_nsec() as u32,
-        };
-        let node = if st.is_dir() {
+        self.watch_into(&file, &mut wds, &mut cacheable);
+        let meta = meta_of(&file)?;
+        let node = if meta.1 == Kind::Dir {
             if cacheable {
                 cacheable = self.watch_dirs(rel);
             }
-            Node::Dir(meta)
-        } else if st.is_file() {
-            let fits = meta.size <= self.cfg.mem_file_max
-                && self.mem_held + meta.size <= self.cfg.mem_total;
-            let body = match fits.then(|| read_all(&file, meta.size)).flatten() {
-                Some(bytes) if cacheable => Body::Mem(bytes),
-                _ => {
-                    if self.fds_held >= self.cfg.max_fds {
-                        cacheable = false;
-                    }
-                    Body::File(Rc::new(file))
-                }
-            };
-            Node::File(Rc::new(FileEntry::new(
-                meta,
-                body,
-                self.mime.content_type(rel),
-            )))
+            Node::Dir(meta.0)
+        } else if meta.1 == Kind::File {
+            let mut entry = self.load(rel, file, meta.0, &mut cacheable);
+            if self.cfg.precompressed && !VARIANTS.iter().any(|s| rel.ends_with(s)) {
+                self.find_variants(rel, &mut entry, &mut wds, &mut cacheable);
+            }
+            Node::File(Rc::new(entry))
         } else {
             // FIFOs, sockets and devices are never served (nginx: "not a regular file").
-            if wd >= 0 {
-                self.drop_watch_if_unused(wd);
-            }
+            self.drop_unused(&wds);
             return Err(FsError::NotFound);
         };
-        if cacheable {
-            if self.cache.len() >= self.cfg.max_entries {
-                self.clear();
-                // `clear` removed every file watch, including the one just added.
-                return Ok(node);
-            }
-            if let Node::File(f) = &node {
-                match f.body {
-                    Body::Mem(_) => self.mem_held += meta.size,
-                    Body::File(_) => self.fds_held += 1,
-                }
-            }
-            let key: Box<[u8]> = rel.into();
-            if wd >= 0 {
-                self.keys_by_wd.entry(wd).or_default().push(key.clone());
-            }
-            self.cache.insert(
-                key,
-                Cached {
-                    node: node.clone(),
-                    wd,
-                },
-            );
-        } else if wd >= 0 {
-            self.drop_watch_if_unused(wd);
+        if !cacheable {
+            self.drop_unused(&wds);
+            return Ok(node);
         }
+        if self.cache.len() >= self.cfg.max_entries {
+            // Full: start over. `clear` also removes the watches just added.
+            self.clear();
+            return Ok(node);
+        }
+        if let Node::File(f) = &node {
+            let (mem, fds) = cost(f);
+            self.mem_held += mem;
+            self.fds_held += fds;
+        }
+        let key: Box<[u8]> = rel.into();
+        for wd in &wds {
+            self.keys_by_wd.entry(*wd).or_default().push(key.clone());
+        }
+        self.cache.insert(
+            key,
+            Cached {
+                node: node.clone(),
+                wds,
+            },
+        );
         Ok(node)
+    }
+
+    /// Looks for `rel.br`, `rel.zst` and `rel.gz` (once, when the original is cached, so a
+    /// file without variants costs no extra system call per request).
+    fn find_variants(
+        &mut self,
+        rel: &[u8],
+        entry: &mut FileEntry,
+        wds: &mut Vec<i32>,
+        cacheable: &mut bool,
+    ) {
+        let mut name = Vec::with_capacity(rel.len() + 4);
+        for (i, suffix) in VARIANTS.iter().enumerate() {
+            name.clear();
+            name.extend_from_slice(rel);
+            name.extend_from_slice(suffix);
+            let Ok(file) = self.open_contained(&name) else {
+                continue;
+            };
+            self.watch_into(&file, wds, cacheable);
+            let Ok((meta, Kind::File)) = meta_of(&file) else {
+                continue;
+            };
+            let mut v = self.load(&name, file, meta, cacheable);
+            v.content_type = entry.content_type.clone();
+            entry.variants[i] = Some(Rc::new(v));
+        }
+    }
+
+    /// Watches the inode behind `file` (when caching), or marks the result uncacheable.
+    fn watch_into(&mut self, file: &File, wds: &mut Vec<i32>, cacheable: &mut bool) {
+        if *cacheable {
+            // Watch before reading metadata: a change after this point produces an event.
+            match self.watch_file(file) {
+                Some(w) => wds.push(w),
+                None => *cacheable = false,
+            }
+        }
+    }
+
+    /// A regular file's entry: small files are read into memory (when they will be cached),
+    /// others keep their descriptor for `sendfile`.
+    fn load(&mut self, rel: &[u8], file: File, meta: Meta, cacheable: &mut bool) -> FileEntry {
+        let fits = *cacheable
+            && meta.size <= self.cfg.mem_file_max
+            && self.mem_held + meta.size <= self.cfg.mem_total;
+        let body = match fits.then(|| read_all(&file, meta.size)).flatten() {
+            Some(bytes) => Body::Mem(bytes),
+            None => {
+                if self.fds_held >= self.cfg.max_fds {
+                    *cacheable = false;
+                }
+                Body::File(Rc::new(file))
+            }
+        };
+        FileEntry::new(meta, body, self.mime.content_type(rel))
+    }
+
+    fn drop_unused(&mut self, wds: &[i32]) {
+        for wd in wds {
+            self.drop_watch_if_unused(*wd);
+        }
     }
 
     fn drop_watch_if_unused(&mut self, wd: i32) {

@@ -109,6 +109,68 @@ pub fn html(buf: &mut Vec<u8>, rel: &[u8], entries: &[ListEntry]) {
     buf.extend_from_slice(b"</tbody>\n</table>\n</main></body></html>\n");
 }
 
+/// The listing as JSON, for scripts: an array of `{name, href, type, size, mtime}` where
+/// `href` is the percent-encoded name (exact even when the name is not UTF-8), `type` is
+/// `file` or `directory`, `size` is in bytes and `mtime` an IMF-fixdate, as in nginx's
+/// `autoindex_format json`.
+pub fn json(buf: &mut Vec<u8>, entries: &[ListEntry]) {
+    buf.push(b'[');
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"\n{\"name\":\"");
+        push_json_escaped(buf, String::from_utf8_lossy(&e.name).as_bytes());
+        buf.extend_from_slice(b"\",\"href\":\"");
+        push_url_segment(buf, &e.name);
+        if e.is_dir {
+            buf.push(b'/');
+        }
+        buf.extend_from_slice(if e.is_dir {
+            b"\",\"type\":\"directory\""
+        } else {
+            b"\",\"type\":\"file\""
+        });
+        buf.extend_from_slice(b",\"size\":");
+        push_u64(buf, e.size);
+        buf.extend_from_slice(b",\"mtime\":\"");
+        buf.extend_from_slice(&crate::http::date::format(e.mtime));
+        buf.extend_from_slice(b"\"}");
+    }
+    buf.extend_from_slice(b"\n]\n");
+}
+
+/// JSON string escaping (RFC 8259 §7) for UTF-8 input.
+fn push_json_escaped(buf: &mut Vec<u8>, s: &[u8]) {
+    for &b in s {
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            0x00..=0x1f | 0x7f => {
+                buf.extend_from_slice(b"\\u00");
+                buf.push(b"0123456789abcdef"[(b >> 4) as usize]);
+                buf.push(b"0123456789abcdef"[(b & 15) as usize]);
+            }
+            // `<` escaped too, so a listing can never close a <script> it is embedded in.
+            b'<' => buf.extend_from_slice(b"\\u003c"),
+            _ => buf.push(b),
+        }
+    }
+}
+
+/// A strong ETag for a generated listing: a hash of its exact bytes, marked by format.
+pub fn etag(page: &[u8], json: bool) -> Vec<u8> {
+    use std::hash::Hasher;
+    // DefaultHasher::new() uses fixed keys: the same page gives the same tag across restarts.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(page);
+    let mut tag = Vec::with_capacity(24);
+    tag.extend_from_slice(if json { b"\"j" } else { b"\"h" });
+    crate::http::response::push_hex(&mut tag, h.finish());
+    tag.push(b'"');
+    tag
+}
+
 /// `999 B`, `1.0 KiB`, `12.3 MiB`, ...
 fn push_size(buf: &mut Vec<u8>, n: u64) {
     if n < 1024 {

@@ -22,6 +22,12 @@ pub struct Site {
     pub dotfiles: bool,
     /// `Server` header value; `None` omits the header.
     pub server: Option<Box<[u8]>>,
+    /// `Cache-Control` value added to file responses (200, 206, 304).
+    pub cache_control: Option<Box<[u8]>>,
+    /// More ranges than this in one request are answered with the whole file (200).
+    pub max_ranges: usize,
+    /// Status code to a root-relative path whose file is sent as that error's body.
+    pub error_pages: Vec<(u16, Box<[u8]>)>,
 }
 
 impl Default for Site {
@@ -31,6 +37,9 @@ impl Default for Site {
             listing: true,
             dotfiles: false,
             server: Some(b"tern"[..].into()),
+            cache_control: None,
+            max_ranges: 16,
+            error_pages: Vec::new(),
         }
     }
 }
@@ -53,6 +62,8 @@ pub struct Handler<F: Fs> {
     scratch: Vec<u8>,
     entries: Vec<crate::fs::ListEntry>,
     page: Vec<u8>,
+    /// State of the xorshift generator for multipart boundaries.
+    rng: u64,
 }
 
 impl<F: Fs> Handler<F> {
@@ -67,6 +78,7 @@ impl<F: Fs> Handler<F> {
             scratch: Vec::with_capacity(256),
             entries: Vec::new(),
             page: Vec::with_capacity(4096),
+            rng: seed(),
         }
     }
 
@@ -107,9 +119,45 @@ impl<F: Fs> Handler<F> {
         response::start(&mut out.buf, status, self.head_ctx(), persist);
     }
 
-    /// A complete error response with a small HTML body that never echoes the request.
-    /// `extra` headers (already formatted lines) go into the head.
+    /// A fresh multipart boundary: 20 random hex digits.
+    fn boundary(&mut self) -> [u8; 20] {
+        let mut b = [0u8; 20];
+        for chunk in b.chunks_mut(10) {
+            // xorshift64*: fast and good enough that a boundary never collides with content
+            // by chance; it need not be unpredictable.
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            let mut x = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            for c in chunk {
+                *c = b"0123456789abcdef"[(x & 15) as usize];
+                x >>= 4;
+            }
+        }
+        b
+    }
+
+    /// A complete error response whose body is the configured error page for `status`, or
+    /// a small built-in HTML page that never echoes the request. `extra` headers (already
+    /// formatted lines) go into the head.
     fn error(&mut self, out: &mut Out, status: u16, persist: Persist, extra: &[u8]) -> Sent {
+        if let Some((_, path)) = self.site.error_pages.iter().find(|(s, _)| *s == status) {
+            if let Ok(crate::fs::Node::File(f)) = self.fs.lookup(path) {
+                self.start(out, status, persist);
+                out.buf.extend_from_slice(extra);
+                response::header(&mut out.buf, b"Content-Type", f.content_type.as_bytes());
+                response::content_length(&mut out.buf, f.meta.size);
+                response::end(&mut out.buf);
+                match &f.body {
+                    crate::fs::Body::Mem(d) => out.push_mem(d, 0, d.len()),
+                    crate::fs::Body::File(file) => out.push_file(file, 0, f.meta.size),
+                }
+                return Sent {
+                    status,
+                    body: if out.is_head_only() { 0 } else { f.meta.size },
+                };
+            }
+        }
         self.page.clear();
         error_page(&mut self.page, status);
         self.start(out, status, persist);
@@ -215,6 +263,14 @@ impl<F: Fs> Service for Handler<F> {
             );
         }
     }
+}
+
+/// A random seed (std's hasher keys come from the OS's random source).
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x7465_726e);
+    h.finish() | 1
 }
 
 /// `<!DOCTYPE html>...<h1>404 Not Found</h1>...`: fixed text per status.

@@ -1,12 +1,18 @@
-//! GET and HEAD on the document root: target to path, then a file (with validators), a
-//! redirect for a directory without its slash, an index file, or a listing.
+//! GET and HEAD on the document root: target to path; then a file, a redirect for a
+//! directory without its slash, an index file, or a listing. For files this is where
+//! RFC 9110 is applied in its order: pick the representation (a precompressed variant when
+//! `Accept-Encoding` allows), evaluate preconditions (§13.2.2), then `Range` (§14).
 use std::rc::Rc;
 
 use super::{listing, Handler, Sent};
 use crate::conn::{Exchange, Out};
-use crate::fs::{Body, FileEntry, Fs, FsError, Node};
+use crate::fs::{Body, FileEntry, Fs, FsError, ListEntry, Meta, Node};
+use crate::http::conditional::{self, Preconditions, Validators, Verdict};
+use crate::http::negotiate::{self, Coding};
 use crate::http::path::{normalize, split_target};
-use crate::http::{date, response};
+use crate::http::range::{self, ByteRange, RangeOutcome};
+use crate::http::request::{dup, Values};
+use crate::http::{date, response, Method, Request};
 use crate::log::Level;
 
 pub fn serve<F: Fs>(
@@ -32,7 +38,7 @@ pub fn serve<F: Fs>(
         // "/file.txt/" names a directory that does not exist.
         Ok(Node::File(_)) => h.error(out, 404, persist, b""),
         Ok(Node::Dir(_)) if !info.trailing_slash => redirect_to_slash(h, ex, out, query),
-        Ok(Node::Dir(_)) => directory(h, ex, out),
+        Ok(Node::Dir(meta)) => directory(h, ex, out, meta),
         Err(e) => fs_error(h, ex, out, e),
     }
 }
@@ -86,7 +92,7 @@ fn redirect_to_slash<F: Fs>(
     sent
 }
 
-fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out) -> Sent {
+fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, meta: Meta) -> Sent {
     for i in 0..h.site.index.len() {
         h.scratch.clear();
         h.scratch.extend_from_slice(&h.path);
@@ -110,13 +116,51 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out) ->
         h.entries.retain(|e| e.name.first() != Some(&b'.'));
     }
     listing::sort(&mut h.entries);
+    let (req, head) = (ex.req, ex.head);
+    let accept = Values::of(head, req.accept, req.dups & dup::ACCEPT != 0, b"accept");
+    let json = negotiate::prefers_json(accept.as_slice());
     h.page.clear();
-    listing::html(&mut h.page, &h.path, &h.entries);
+    if json {
+        listing::json(&mut h.page, &h.entries);
+    } else {
+        listing::html(&mut h.page, &h.path, &h.entries);
+    }
+    // Validators describe the listing itself: its bytes (which change when an entry's size
+    // or time does, though the directory's mtime does not) and its newest time.
+    let etag = listing::etag(&h.page, json);
+    let newest = h
+        .entries
+        .iter()
+        .map(|e: &ListEntry| e.mtime)
+        .fold(meta.mtime, i64::max);
+    let lm = date::clamp_last_modified(newest, h.unix_now());
+    let val = Validators {
+        etag: &etag,
+        last_modified: lm,
+    };
+    match conditional::evaluate(&preconditions(req, head).as_ref(), &val, true) {
+        Verdict::NotModified => {
+            h.start(out, 304, ex.persist);
+            validator_headers(&mut out.buf, &val, None, b"Vary: Accept\r\n");
+            response::end(&mut out.buf);
+            return Sent {
+                status: 304,
+                body: 0,
+            };
+        }
+        Verdict::PreconditionFailed => return h.error(out, 412, ex.persist, b""),
+        Verdict::Proceed => {}
+    }
     h.start(out, 200, ex.persist);
-    out.buf
-        .extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
-    response::content_length(&mut out.buf, h.page.len() as u64);
-    response::end(&mut out.buf);
+    let buf = &mut out.buf;
+    if json {
+        buf.extend_from_slice(b"Content-Type: application/json; charset=utf-8\r\n");
+    } else {
+        buf.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
+    }
+    response::content_length(buf, h.page.len() as u64);
+    validator_headers(buf, &val, None, b"Vary: Accept\r\n");
+    response::end(buf);
     out.push_bytes(&h.page);
     Sent {
         status: 200,
@@ -128,28 +172,311 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out) ->
     }
 }
 
-/// A whole file, 200.
+/// Owns the per-header value lists of the four precondition headers.
+struct PreValues<'a> {
+    if_match: Values<'a>,
+    if_none_match: Values<'a>,
+    if_modified_since: Values<'a>,
+    if_unmodified_since: Values<'a>,
+}
+
+impl<'a> PreValues<'a> {
+    fn as_ref(&self) -> Preconditions<'_> {
+        Preconditions {
+            if_match: self.if_match.as_slice(),
+            if_none_match: self.if_none_match.as_slice(),
+            if_modified_since: self.if_modified_since.as_slice(),
+            if_unmodified_since: self.if_unmodified_since.as_slice(),
+        }
+    }
+}
+
+fn preconditions<'a>(req: &Request, head: &'a [u8]) -> PreValues<'a> {
+    let d = |bit: u16| req.dups & bit != 0;
+    PreValues {
+        if_match: Values::of(head, req.if_match, d(dup::IF_MATCH), b"if-match"),
+        if_none_match: Values::of(
+            head,
+            req.if_none_match,
+            d(dup::IF_NONE_MATCH),
+            b"if-none-match",
+        ),
+        if_modified_since: Values::of(
+            head,
+            req.if_modified_since,
+            d(dup::IF_MODIFIED_SINCE),
+            b"if-modified-since",
+        ),
+        if_unmodified_since: Values::of(
+            head,
+            req.if_unmodified_since,
+            d(dup::IF_UNMODIFIED_SINCE),
+            b"if-unmodified-since",
+        ),
+    }
+}
+
+fn coding_index(c: Coding) -> usize {
+    match c {
+        Coding::Br => 0,
+        Coding::Zstd => 1,
+        Coding::Gzip => 2,
+    }
+}
+
+/// A file: 200, 206, 304, 412 or 416.
 fn file<F: Fs>(
     h: &mut Handler<F>,
     ex: &mut Exchange<'_>,
     out: &mut Out,
     f: &Rc<FileEntry>,
 ) -> Sent {
-    let now = h.unix_now();
-    h.start(out, 200, ex.persist);
-    let buf = &mut out.buf;
-    response::header(buf, b"Content-Type", f.content_type.as_bytes());
-    response::content_length(buf, f.meta.size);
-    response::header(buf, b"Last-Modified", &date::format(f.last_modified(now)));
-    response::header(buf, b"ETag", &f.etag);
+    let (req, head) = (ex.req, ex.head);
+    // Representation: the original, or the precompressed variant the client prefers.
+    let vary: &[u8] = if f.has_variants() {
+        b"Vary: Accept-Encoding\r\n"
+    } else {
+        b""
+    };
+    let mut rep: &FileEntry = f;
+    let mut coding = None;
+    if f.has_variants() {
+        let ae = Values::of(
+            head,
+            req.accept_encoding,
+            req.dups & dup::ACCEPT_ENCODING != 0,
+            b"accept-encoding",
+        );
+        let available = [
+            f.variants[0].is_some(),
+            f.variants[1].is_some(),
+            f.variants[2].is_some(),
+        ];
+        if let Some(c) = negotiate::choose_encoding(ae.as_slice(), available) {
+            if let Some(v) = &f.variants[coding_index(c)] {
+                rep = v;
+                coding = Some(c);
+            }
+        }
+    }
+    let lm = rep.last_modified(h.unix_now());
+    let val = Validators {
+        etag: &rep.etag,
+        last_modified: lm,
+    };
+    match conditional::evaluate(&preconditions(req, head).as_ref(), &val, true) {
+        Verdict::NotModified => {
+            // RFC 9110 §15.4.5: the validators and caching headers a 200 would carry.
+            h.start(out, 304, ex.persist);
+            validator_headers(&mut out.buf, &val, h.site.cache_control.as_deref(), vary);
+            response::end(&mut out.buf);
+            return Sent {
+                status: 304,
+                body: 0,
+            };
+        }
+        Verdict::PreconditionFailed => return h.error(out, 412, ex.persist, vary),
+        Verdict::Proceed => {}
+    }
+    let len = rep.meta.size;
+    // Range applies to GET only (RFC 9110 §14.2); a repeated Range is ambiguous: ignored.
+    let range = match req.range {
+        Some(r) if req.method == Method::Get && req.dups & dup::RANGE == 0 => {
+            let if_range_ok = match req.if_range {
+                None => true,
+                Some(_) if req.dups & dup::IF_RANGE != 0 => false,
+                Some(v) => conditional::if_range_allows(v.get(head), &val),
+            };
+            if if_range_ok {
+                range::evaluate(r.get(head), len, h.site.max_ranges)
+            } else {
+                RangeOutcome::Full
+            }
+        }
+        _ => RangeOutcome::Full,
+    };
+    let ranges = match range {
+        RangeOutcome::Full => vec![],
+        RangeOutcome::Unsatisfiable => {
+            let mut extra = Vec::with_capacity(48);
+            extra.extend_from_slice(b"Content-Range: bytes */");
+            response::push_u64(&mut extra, len);
+            extra.extend_from_slice(b"\r\n");
+            extra.extend_from_slice(vary);
+            return h.error(out, 416, ex.persist, &extra);
+        }
+        RangeOutcome::Ranges(r) => r,
+    };
+    let status = if ranges.is_empty() { 200 } else { 206 };
+    h.start(out, status, ex.persist);
+    if ranges.len() > 1 {
+        return multipart(h, out, rep, &f.content_type, coding, &val, vary, &ranges);
+    }
+    let part = ranges
+        .first()
+        .copied()
+        .unwrap_or(ByteRange { start: 0, end: len });
+    let cc = h.site.cache_control.as_deref();
+    if status == 206 {
+        entity_headers(
+            &mut out.buf,
+            &f.content_type,
+            coding,
+            len,
+            Some(part),
+            &val,
+            cc,
+            vary,
+        );
+    } else if rep.meta.mtime <= h.unix_now() {
+        // The common case: every header after `Connection` is the same for every request
+        // of this file, so it is formatted once and copied.
+        let block = rep.head_200.get_or_init(|| {
+            let mut b = Vec::with_capacity(256);
+            entity_headers(&mut b, &f.content_type, coding, len, None, &val, cc, vary);
+            b.into_boxed_slice()
+        });
+        out.buf.extend_from_slice(block);
+    } else {
+        // A future mtime makes Last-Modified follow the clock: not cacheable.
+        entity_headers(
+            &mut out.buf,
+            &f.content_type,
+            coding,
+            len,
+            None,
+            &val,
+            cc,
+            vary,
+        );
+    }
+    push_body(out, rep, part);
+    Sent {
+        status,
+        body: if out.is_head_only() {
+            0
+        } else {
+            part.end - part.start
+        },
+    }
+}
+
+/// The representation's headers, ending the head: type, coding, length, range, validators,
+/// caching, `Vary`, `Accept-Ranges`. `len` is the representation's length, `range` the part
+/// a 206 sends.
+#[allow(clippy::too_many_arguments)]
+fn entity_headers(
+    buf: &mut Vec<u8>,
+    content_type: &str,
+    coding: Option<Coding>,
+    len: u64,
+    range: Option<ByteRange>,
+    val: &Validators<'_>,
+    cache_control: Option<&[u8]>,
+    vary: &[u8],
+) {
+    response::header(buf, b"Content-Type", content_type.as_bytes());
+    if let Some(c) = coding {
+        response::header(buf, b"Content-Encoding", c.token().as_bytes());
+    }
+    match range {
+        Some(part) => {
+            response::content_length(buf, part.end - part.start);
+            push_content_range(buf, part, len);
+        }
+        None => response::content_length(buf, len),
+    }
+    validator_headers(buf, val, cache_control, vary);
     buf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     response::end(buf);
-    match &f.body {
-        Body::Mem(data) => out.push_mem(data, 0, data.len()),
-        Body::File(file) => out.push_file(file, 0, f.meta.size),
+}
+
+/// `Last-Modified`, `ETag`, then `Cache-Control` and `Vary` when configured / needed.
+fn validator_headers(
+    buf: &mut Vec<u8>,
+    val: &Validators<'_>,
+    cache_control: Option<&[u8]>,
+    vary: &[u8],
+) {
+    response::header(buf, b"Last-Modified", &date::format(val.last_modified));
+    response::header(buf, b"ETag", val.etag);
+    if let Some(cc) = cache_control {
+        response::header(buf, b"Cache-Control", cc);
     }
+    buf.extend_from_slice(vary);
+}
+
+fn push_content_range(buf: &mut Vec<u8>, r: ByteRange, len: u64) {
+    buf.extend_from_slice(b"Content-Range: bytes ");
+    response::push_u64(buf, r.start);
+    buf.push(b'-');
+    response::push_u64(buf, r.end - 1);
+    buf.push(b'/');
+    response::push_u64(buf, len);
+    buf.extend_from_slice(b"\r\n");
+}
+
+fn push_body(out: &mut Out, rep: &FileEntry, r: ByteRange) {
+    match &rep.body {
+        Body::Mem(data) => out.push_mem(data, r.start as usize, r.end as usize),
+        Body::File(file) => out.push_file(file, r.start, r.end),
+    }
+}
+
+/// 206 `multipart/byteranges` (RFC 9110 §14.6): part heads are generated first so the
+/// `Content-Length` is exact; each part's bytes then go out with `sendfile` (or from memory).
+#[allow(clippy::too_many_arguments)]
+fn multipart<F: Fs>(
+    h: &mut Handler<F>,
+    out: &mut Out,
+    rep: &FileEntry,
+    content_type: &str,
+    coding: Option<Coding>,
+    val: &Validators<'_>,
+    vary: &[u8],
+    ranges: &[ByteRange],
+) -> Sent {
+    let boundary = h.boundary();
+    let len = rep.meta.size;
+    h.page.clear();
+    let mut heads = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let start = h.page.len();
+        h.page.extend_from_slice(b"--");
+        h.page.extend_from_slice(&boundary);
+        h.page.extend_from_slice(b"\r\nContent-Type: ");
+        h.page.extend_from_slice(content_type.as_bytes());
+        h.page.extend_from_slice(b"\r\n");
+        push_content_range(&mut h.page, *r, len);
+        h.page.extend_from_slice(b"\r\n");
+        heads.push((start, h.page.len()));
+    }
+    let closing = h.page.len();
+    h.page.extend_from_slice(b"--");
+    h.page.extend_from_slice(&boundary);
+    h.page.extend_from_slice(b"--\r\n");
+    let data: u64 = ranges.iter().map(|r| r.end - r.start + 2).sum();
+    let total = h.page.len() as u64 + data;
+
+    let buf = &mut out.buf;
+    buf.extend_from_slice(b"Content-Type: multipart/byteranges; boundary=");
+    buf.extend_from_slice(&boundary);
+    buf.extend_from_slice(b"\r\n");
+    if let Some(c) = coding {
+        response::header(buf, b"Content-Encoding", c.token().as_bytes());
+    }
+    response::content_length(buf, total);
+    validator_headers(buf, val, h.site.cache_control.as_deref(), vary);
+    buf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+    response::end(buf);
+    for (r, (s, e)) in ranges.iter().zip(heads) {
+        out.push_bytes(&h.page[s..e]);
+        push_body(out, rep, *r);
+        out.push_bytes(b"\r\n");
+    }
+    out.push_bytes(&h.page[closing..]);
     Sent {
-        status: 200,
-        body: if out.is_head_only() { 0 } else { f.meta.size },
+        status: 206,
+        body: if out.is_head_only() { 0 } else { total },
     }
 }

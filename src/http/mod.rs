@@ -2,8 +2,11 @@
 //! can be tested with byte strings and fuzzed. Depends only on std, httparse and memchr.
 
 pub mod body;
+pub mod conditional;
 pub mod date;
+pub mod negotiate;
 pub mod path;
+pub mod range;
 pub mod request;
 pub mod response;
 

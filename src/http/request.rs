@@ -123,46 +123,86 @@ pub fn leading_empty_lines(buf: &[u8]) -> usize {
     }
 }
 
-/// Whether `buf` (an incomplete head) already holds its whole request line.
-pub fn has_request_line(buf: &[u8]) -> bool {
-    memchr::memchr(b'\n', buf).is_some()
+/// Size limits of a request head (nginx's model: a request-line limit, a per-field limit and
+/// a total).
+#[derive(Clone, Copy, Debug)]
+pub struct HeadLimits {
+    /// Longest request line, without its line ending: 414 past it.
+    pub line: usize,
+    /// Longest header field value: 431 past it.
+    pub field: usize,
+    /// Largest whole head: 431 past it.
+    pub total: usize,
+}
+
+/// Length of a head's request line without its line ending.
+pub fn request_line_len(head: &[u8]) -> usize {
+    match memchr::memchr(b'\n', head) {
+        Some(nl) if nl > 0 && head[nl - 1] == b'\r' => nl - 1,
+        Some(nl) => nl,
+        None => head.len(),
+    }
+}
+
+/// For an incomplete head that fills its buffer: the error it has already earned, if any.
+/// `None` means it may still become a valid head (the buffer can grow up to `total`).
+pub fn incomplete_error(pending: &[u8], lim: HeadLimits) -> Option<HttpError> {
+    let line_end = memchr::memchr(b'\n', pending);
+    if request_line_len(pending) > lim.line {
+        return Some(HttpError::UriTooLong);
+    }
+    // The field being received: longer than a field may be, allowing for its name.
+    let last = memchr::memrchr(b'\n', pending).map_or(0, |i| i + 1);
+    if line_end.is_some() && pending.len() - last > lim.field + 1024 {
+        return Some(HttpError::HeadTooLarge);
+    }
+    (pending.len() >= lim.total).then_some(HttpError::HeadTooLarge)
 }
 
 const STACK_HEADERS: usize = 64;
 
-/// Parses a complete head (as delimited by [`find_head_end`]).
-pub fn parse(buf: &[u8]) -> Result<Request, HttpError> {
+/// Parses a complete head (as delimited by [`find_head_end`]); a field value longer than
+/// `max_field` is a 431.
+pub fn parse(buf: &[u8], max_field: usize) -> Result<Request, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    match parse_with(buf, &mut headers) {
-        Err(HttpError::HeadTooLarge) => {
+    match parse_with(buf, &mut headers, max_field) {
+        Err(TooManyHeaders) => {
             // More headers than the stack array holds: rare, so allocate exactly enough.
             let lines = memchr::memchr_iter(b'\n', buf).count();
             let mut many = vec![httparse::EMPTY_HEADER; lines];
-            parse_with(buf, &mut many)
+            parse_with(buf, &mut many, max_field).unwrap_or(Err(HttpError::HeadTooLarge))
         }
-        other => other,
+        Ok(result) => result,
     }
 }
+
+/// The stack array of headers was too small.
+struct TooManyHeaders;
 
 fn parse_with<'b>(
     buf: &'b [u8],
     headers: &mut [httparse::Header<'b>],
-) -> Result<Request, HttpError> {
+    max_field: usize,
+) -> Result<Result<Request, HttpError>, TooManyHeaders> {
     let mut req = httparse::Request::new(headers);
     match req.parse(buf) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err(HttpError::BadRequest("incomplete head")),
-        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
-        Err(httparse::Error::Version) => return Err(version_error(buf)),
-        Err(httparse::Error::HeaderName) => {
-            return Err(HttpError::BadRequest("invalid header name"))
-        }
-        Err(httparse::Error::HeaderValue) => {
-            return Err(HttpError::BadRequest("invalid header value"))
-        }
-        Err(httparse::Error::NewLine) => return Err(HttpError::BadRequest("invalid line ending")),
-        Err(_) => return Err(HttpError::BadRequest("malformed request line")),
+        Err(httparse::Error::TooManyHeaders) => Err(TooManyHeaders),
+        Ok(httparse::Status::Complete(_)) => Ok(request_from(buf, &req, max_field)),
+        Ok(httparse::Status::Partial) => Ok(Err(HttpError::BadRequest("incomplete head"))),
+        Err(httparse::Error::Version) => Ok(Err(version_error(buf))),
+        Err(httparse::Error::HeaderName) => Ok(Err(HttpError::BadRequest("invalid header name"))),
+        Err(httparse::Error::HeaderValue) => Ok(Err(HttpError::BadRequest("invalid header value"))),
+        Err(httparse::Error::NewLine) => Ok(Err(HttpError::BadRequest("invalid line ending"))),
+        Err(_) => Ok(Err(HttpError::BadRequest("malformed request line"))),
     }
+}
+
+/// Applies RFC 9110/9112 rules to what httparse found.
+fn request_from(
+    buf: &[u8],
+    req: &httparse::Request<'_, '_>,
+    max_field: usize,
+) -> Result<Request, HttpError> {
     let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HttpError::BadRequest("malformed request line"));
     };
@@ -186,6 +226,9 @@ fn parse_with<'b>(
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = h.value;
+        if value.len() > max_field {
+            return Err(HttpError::HeadTooLarge);
+        }
         let span = Some(Span::of(buf, value));
         macro_rules! single {
             ($field:ident, $bit:expr) => {{
@@ -296,6 +339,46 @@ fn parse_with<'b>(
     Ok(out)
 }
 
+/// Every value of one header field: usually the single span recorded while parsing; when
+/// the field was repeated, all of them (found by scanning the head again, which is rare).
+pub enum Values<'a> {
+    Absent,
+    One([&'a [u8]; 1]),
+    Many(Vec<&'a [u8]>),
+}
+
+impl<'a> Values<'a> {
+    /// `span` is the first value recorded for `name`; `repeated` its bit in [`Request::dups`].
+    pub fn of(head: &'a [u8], span: Option<Span>, repeated: bool, name: &[u8]) -> Values<'a> {
+        match span {
+            None => Values::Absent,
+            Some(_) if repeated => Values::Many(all_values(head, name)),
+            Some(s) => Values::One([s.get(head)]),
+        }
+    }
+
+    pub fn as_slice(&self) -> &[&'a [u8]] {
+        match self {
+            Values::Absent => &[],
+            Values::One(v) => v,
+            Values::Many(v) => v,
+        }
+    }
+}
+
+/// Every value of header `name` in a head that httparse accepted (so its lines are
+/// well-formed `name: value`).
+pub fn all_values<'a>(head: &'a [u8], name: &[u8]) -> Vec<&'a [u8]> {
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = memchr::memchr(b':', line)?;
+            eq_ignore_case(&line[..colon], name).then(|| trim_ows(&line[colon + 1..]))
+        })
+        .collect()
+}
+
 /// A non-negative decimal with no sign, spaces or overflow (RFC 9110 §8.6).
 pub fn parse_decimal(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 {
@@ -364,7 +447,7 @@ mod tests {
     use super::*;
 
     fn head(s: &str) -> Result<Request, HttpError> {
-        parse(s.as_bytes())
+        parse(s.as_bytes(), 16384)
     }
 
     #[test]
@@ -395,7 +478,7 @@ mod tests {
     #[test]
     fn parses_spans_without_copying() {
         let buf = b"GET /a?b HTTP/1.1\r\nHost: example.com\r\nRange: bytes=0-1\r\n\r\n";
-        let r = parse(buf).unwrap();
+        let r = parse(buf, 16384).unwrap();
         assert_eq!(r.method, Method::Get);
         assert_eq!(r.target.get(buf), b"/a?b");
         assert_eq!(r.host.unwrap().get(buf), b"example.com");
@@ -499,6 +582,20 @@ mod tests {
         }
         s.push_str("\r\n");
         assert!(head(&s).is_ok());
+    }
+
+    #[test]
+    fn repeated_headers_yield_every_value() {
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"a\"\r\nX: 1\r\nif-none-match:  \"b\", \"c\" \r\n\r\n";
+        let r = parse(buf, 16384).unwrap();
+        assert_ne!(r.dups & dup::IF_NONE_MATCH, 0);
+        let v = Values::of(buf, r.if_none_match, true, b"if-none-match");
+        assert_eq!(v.as_slice(), [&b"\"a\""[..], b"\"b\", \"c\""]);
+        let one = Values::of(buf, r.host, false, b"host");
+        assert_eq!(one.as_slice(), [&b"a"[..]]);
+        assert!(Values::of(buf, r.range, false, b"range")
+            .as_slice()
+            .is_empty());
     }
 
     #[test]

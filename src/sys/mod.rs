@@ -3,6 +3,8 @@
 //! Each wrapper takes and returns safe types; nothing here knows about HTTP.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "alloc-count")]
+pub mod alloc;
 pub mod fs;
 pub mod inotify;
 pub mod net;
@@ -10,6 +12,14 @@ pub mod rlimit;
 pub mod signal;
 
 use std::io;
+
+/// Heap allocations so far, when built with the `alloc-count` feature.
+pub fn allocations() -> Option<u64> {
+    #[cfg(feature = "alloc-count")]
+    return Some(alloc::count());
+    #[cfg(not(feature = "alloc-count"))]
+    None
+}
 
 /// Turns a libc return value into `io::Result`, reading `errno` on -1 (as mio's `syscall!`).
 fn cvt<T: Copy + PartialEq + From<i8>>(res: T) -> io::Result<T> {

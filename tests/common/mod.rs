@@ -243,8 +243,8 @@ pub fn read_response(s: &mut impl Read, head_only: bool) -> Option<Response> {
         .lines()
         .skip(1)
         .filter_map(|l| {
-            l.split_once(": ")
-                .map(|(n, v)| (n.to_string(), v.to_string()))
+            l.split_once(':')
+                .map(|(n, v)| (n.to_string(), v.trim().to_string()))
         })
         .collect();
     let mut r = Response {
