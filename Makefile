@@ -28,5 +28,15 @@ clippy:
 unit:
 	$(CARGO) test --all-targets
 
+# Benchmarks (not part of `make test`): criterion micro-benchmarks, then the load comparison
+# with nginx, lighttpd and h2o (benches/load.sh; BENCH_SECONDS, BENCH_ROUNDS, BENCH_ONLY).
+bench: bench-micro bench-load
+
+bench-micro:
+	$(CARGO) bench --bench http
+
+bench-load:
+	CARGO="$(CARGO)" bash benches/load.sh
+
 clean:
 	$(CARGO) clean
