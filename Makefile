@@ -38,5 +38,23 @@ bench-micro:
 bench-load:
 	CARGO="$(CARGO)" bash benches/load.sh
 
+# Fuzzing (cargo-fuzz on stable via RUSTC_BOOTSTRAP=1): every target for FUZZ_SECONDS,
+# with debug assertions and overflow checks on. New inputs go to fuzz/work/ (not checked
+# in); fuzz/corpus/ holds the seeds and regressions that `make test` replays.
+FUZZ_TARGETS ?= head conn range path headers
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p work/$$t && \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -a $$t work/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
+
+# The long hostile-client run: mixed load for SOAK_SECONDS (default 300) while the server's
+# RSS and descriptors are sampled; prints the samples.
+soak:
+	$(CARGO) test --release --test hostile -- --ignored --nocapture soak
+
 clean:
 	$(CARGO) clean

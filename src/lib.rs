@@ -12,6 +12,8 @@
 pub mod config;
 pub mod conn;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handler;
 pub mod http;
 pub mod log;
