@@ -70,10 +70,10 @@ fn parsing(c: &mut Criterion) {
 
 fn response_head(c: &mut Criterion) {
     let dates = DateCache::new(1_721_816_130);
-    let ctx = HeadCtx {
-        date: dates.text(),
-        server: Some(b"tern"),
-    };
+    // The Date and Server lines are formatted once per second, as the handler does.
+    let mut common = Vec::new();
+    HeadCtx::common(&mut common, dates.text(), Some(b"tern"));
+    let ctx = HeadCtx { common: &common };
     let persist = Persist {
         keep_alive: true,
         version: Version::Http11,

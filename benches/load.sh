@@ -371,10 +371,10 @@ start_server() {
     tern)
         if [ "$bin" = "$TERN_ALLOC" ]; then
             # SIGUSR2's reading goes to the error log, which must then be a file.
-            "${pin[@]}" "$bin" -l "127.0.0.1:$SRV_PORT" --error-log "$SRV_DIR/error.log" "$@" "$ROOT" \
+            "${pin[@]}" "$bin" -l "127.0.0.1:$SRV_PORT" --max-requests 1000000 --error-log "$SRV_DIR/error.log" "$@" "$ROOT" \
                 >"$SRV_DIR/out.log" 2>"$SRV_DIR/stderr.log" &
         else
-            "${pin[@]}" "$bin" -l "127.0.0.1:$SRV_PORT" "$@" "$ROOT" >"$SRV_DIR/out.log" 2>"$SRV_DIR/error.log" &
+            "${pin[@]}" "$bin" -l "127.0.0.1:$SRV_PORT" --max-requests 1000000 "$@" "$ROOT" >"$SRV_DIR/out.log" 2>"$SRV_DIR/error.log" &
         fi
         ;;
     nginx) "${pin[@]}" nginx -e "$SRV_DIR/error.log" -p "$SRV_DIR" -c "$SRV_DIR/nginx.conf" >"$SRV_DIR/out.log" 2>&1 & ;;
@@ -772,7 +772,7 @@ version_of() {
     echo
     echo "Every server runs one worker with production settings (nginx: sendfile, open_file_cache,"
     echo "no access log; lighttpd: sendfile backend, no access log, server.max-worker = 0; h2o:"
-    echo "num-threads 1, no access log; tern: defaults). Each value is the median over rounds; every"
+    echo "num-threads 1, no access log; tern: defaults but --max-requests 1000000 like the others). Each value is the median over rounds; every"
     echo "round starts each server afresh, warms it up for BENCH_WARMUP s, then measures."
     echo "Server CPU per request = (utime + stime of the serving process, from /proc/PID/stat) /"
     echo "responses the client completed; on loopback it includes the kernel's TCP work done in the"

@@ -64,14 +64,20 @@ pub struct Handler<F: Fs> {
     page: Vec<u8>,
     /// State of the xorshift generator for multipart boundaries.
     rng: u64,
+    /// `Date` and `Server` lines of every head, formatted once per second.
+    common: Vec<u8>,
 }
 
 impl<F: Fs> Handler<F> {
     pub fn new(fs: F, site: Site, unix_now: i64) -> Handler<F> {
+        let date = DateCache::new(unix_now);
+        let mut common = Vec::with_capacity(64);
+        HeadCtx::common(&mut common, date.text(), site.server.as_deref());
         Handler {
+            common,
             fs,
             site,
-            date: DateCache::new(unix_now),
+            date,
             access_log: None,
             error_log: None,
             path: Vec::with_capacity(256),
@@ -84,7 +90,14 @@ impl<F: Fs> Handler<F> {
 
     /// Moves the clock used for `Date` and the logs (called once per loop turn).
     pub fn set_time(&mut self, unix_secs: i64) {
-        self.date.update(unix_secs);
+        if unix_secs != self.date.secs() {
+            self.date.update(unix_secs);
+            HeadCtx::common(
+                &mut self.common,
+                self.date.text(),
+                self.site.server.as_deref(),
+            );
+        }
     }
 
     pub fn unix_now(&self) -> i64 {
@@ -109,8 +122,7 @@ impl<F: Fs> Handler<F> {
 
     fn head_ctx(&self) -> HeadCtx<'_> {
         HeadCtx {
-            date: self.date.text(),
-            server: self.site.server.as_deref(),
+            common: &self.common,
         }
     }
 

@@ -114,6 +114,22 @@ pub fn percent_decode(path: &[u8], out: &mut Vec<u8>) -> Result<(), PathError> {
     Ok(())
 }
 
+/// Whether `path` starts with `/` and has no `%` and no segment that is empty or starts with
+/// `.`: then decoding and dot-segment removal would change nothing.
+fn is_plain(path: &[u8]) -> bool {
+    if path.first() != Some(&b'/') {
+        return false;
+    }
+    let mut after_slash = true;
+    for &b in &path[1..] {
+        if b == b'%' || (after_slash && (b == b'/' || b == b'.')) {
+            return false;
+        }
+        after_slash = b == b'/';
+    }
+    true
+}
+
 /// Decodes `path` (the part before `?`, starting with `/`) and removes dot segments
 /// (RFC 3986 §5.2.4), writing the root-relative result into `out`. `scratch` is a reusable
 /// buffer so that the request path allocates nothing once warmed up.
@@ -122,6 +138,21 @@ pub fn normalize(
     out: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
 ) -> Result<PathInfo, PathError> {
+    if is_plain(path) {
+        // Nothing to decode and no dot or empty segment: the path is already normal.
+        let trailing_slash = path.last() == Some(&b'/');
+        let end = if trailing_slash {
+            path.len() - 1
+        } else {
+            path.len()
+        };
+        out.clear();
+        out.extend_from_slice(path.get(1..end).unwrap_or(&[]));
+        return Ok(PathInfo {
+            trailing_slash,
+            hidden: false,
+        });
+    }
     percent_decode(path, scratch)?;
     out.clear();
     let mut info = PathInfo {

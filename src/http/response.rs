@@ -3,11 +3,23 @@
 //! once the buffer has grown; no formatting machinery on the hot path.
 use super::{date::HttpDate, reason_phrase, Version};
 
-/// What every head needs from the server: the cached `Date` and the optional `Server` value.
+/// What every head needs from the server: the `Date` and `Server` lines, formatted once per
+/// second by [`HeadCtx::common`].
 #[derive(Clone, Copy)]
 pub struct HeadCtx<'a> {
-    pub date: &'a HttpDate,
-    pub server: Option<&'a [u8]>,
+    /// `Date: ...\r\n` and, unless disabled, `Server: ...\r\n`.
+    pub common: &'a [u8],
+}
+
+impl HeadCtx<'_> {
+    /// Formats the common lines into `buf` (cleared first).
+    pub fn common(buf: &mut Vec<u8>, date: &HttpDate, server: Option<&[u8]>) {
+        buf.clear();
+        header(buf, b"Date", date);
+        if let Some(server) = server {
+            header(buf, b"Server", server);
+        }
+    }
 }
 
 /// Connection persistence as sent back to the client (RFC 9112 §9.3).
@@ -17,19 +29,32 @@ pub struct Persist {
     pub version: Version,
 }
 
+/// The status lines tern sends most, ready-made.
+fn status_line(status: u16) -> Option<&'static [u8]> {
+    Some(match status {
+        200 => b"HTTP/1.1 200 OK\r\n",
+        206 => b"HTTP/1.1 206 Partial Content\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
+        301 => b"HTTP/1.1 301 Moved Permanently\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\n",
+        _ => return None,
+    })
+}
+
 /// Writes the status line and the common headers. tern always answers as HTTP/1.1
 /// (RFC 9110 §2.5: a server sends its highest conformant version).
 pub fn start(buf: &mut Vec<u8>, status: u16, ctx: HeadCtx<'_>, persist: Persist) {
-    buf.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(buf, u64::from(status));
-    buf.push(b' ');
-    buf.extend_from_slice(reason_phrase(status).as_bytes());
-    buf.extend_from_slice(b"\r\nDate: ");
-    buf.extend_from_slice(ctx.date);
-    buf.extend_from_slice(b"\r\n");
-    if let Some(server) = ctx.server {
-        header(buf, b"Server", server);
+    match status_line(status) {
+        Some(line) => buf.extend_from_slice(line),
+        None => {
+            buf.extend_from_slice(b"HTTP/1.1 ");
+            push_u64(buf, u64::from(status));
+            buf.push(b' ');
+            buf.extend_from_slice(reason_phrase(status).as_bytes());
+            buf.extend_from_slice(b"\r\n");
+        }
     }
+    buf.extend_from_slice(ctx.common);
     match (persist.version, persist.keep_alive) {
         (Version::Http11, true) => {}
         (Version::Http10, true) => buf.extend_from_slice(b"Connection: keep-alive\r\n"),
@@ -107,10 +132,9 @@ mod tests {
     fn writes_a_head() {
         let date = *b"Sun, 06 Nov 1994 08:49:37 GMT";
         let mut buf = Vec::new();
-        let ctx = HeadCtx {
-            date: &date,
-            server: Some(b"tern"),
-        };
+        let mut common = Vec::new();
+        HeadCtx::common(&mut common, &date, Some(b"tern"));
+        let ctx = HeadCtx { common: &common };
         start(
             &mut buf,
             404,
@@ -127,6 +151,18 @@ mod tests {
             "HTTP/1.1 404 Not Found\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: tern\r\n\
              Connection: keep-alive\r\nContent-Length: 0\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn ready_made_status_lines_match_the_general_form() {
+        for status in [200u16, 206, 301, 304, 404] {
+            let mut general = b"HTTP/1.1 ".to_vec();
+            push_u64(&mut general, u64::from(status));
+            general.push(b' ');
+            general.extend_from_slice(reason_phrase(status).as_bytes());
+            general.extend_from_slice(b"\r\n");
+            assert_eq!(status_line(status), Some(&general[..]));
+        }
     }
 
     #[test]
