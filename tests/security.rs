@@ -185,6 +185,7 @@ fn directory_redirects_never_go_off_site() {
     site.dir("evil.example");
     site.dir("evil.example/x");
     site.dir("\\evil");
+    site.dir("\\\\evil");
     let srv = Server::start(&site, &[]);
     for (target, want) in [
         ("//evil.example", "/evil.example/"),
@@ -192,6 +193,7 @@ fn directory_redirects_never_go_off_site() {
         ("//evil.example/x", "/evil.example/x/"),
         ("/%2fevil.example", "/evil.example/"),
         ("/%5Cevil", "/%5Cevil/"),
+        ("/%5C%5Cevil", "/%5C%5Cevil/"),
         ("/\\evil", "/%5Cevil/"),
         ("/sub", "/sub/"),
         ("http://h//evil.example?q=1", "/evil.example/?q=1"),
