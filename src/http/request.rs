@@ -104,6 +104,12 @@ pub fn find_head_end(buf: &[u8], scanned: &mut usize) -> Option<usize> {
         let mut hits = x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080;
         while hits != 0 {
             let nl = at + (hits.trailing_zeros() / 8) as usize;
+            hits &= hits - 1;
+            // The zero-byte trick can also flag the byte after a real match (a borrow
+            // propagates), so each candidate is confirmed.
+            if buf[nl] != b'\n' {
+                continue;
+            }
             match terminator_at(buf, nl) {
                 Terminator::End(n) => return Some(n),
                 Terminator::Unknown => {
@@ -112,7 +118,6 @@ pub fn find_head_end(buf: &[u8], scanned: &mut usize) -> Option<usize> {
                 }
                 Terminator::No => {}
             }
-            hits &= hits - 1;
         }
         at += 8;
     }
@@ -534,6 +539,7 @@ pub fn valid_host(v: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Just;
 
     fn head(s: &str) -> Result<Request, HttpError> {
         parse(s.as_bytes(), 16384)
@@ -555,6 +561,45 @@ mod tests {
             find_head_end(b"GET / HTTP/1.0\r\nA: b\n\r\n", &mut s),
             Some(23)
         );
+    }
+
+    #[test]
+    fn a_byte_after_a_newline_is_not_a_newline() {
+        // Found by the head fuzzer: "\n\x0b\n" has no blank line, but the SWAR scan's zero-
+        // byte trick also flags the \x0b right after a real '\n'.
+        let input = b"GETs c     \x12  \n\x0b\n";
+        assert_eq!(find_head_end(input, &mut 0), None);
+        for len in 0..=24 {
+            let mut buf = vec![b'a'; len];
+            buf.extend_from_slice(b"\n\x0b\nX");
+            assert_eq!(find_head_end(&buf, &mut 0), None, "at offset {len}");
+        }
+    }
+
+    /// The plain definition: the first "\n\n" or "\n\r\n".
+    fn naive_head_end(buf: &[u8]) -> Option<usize> {
+        (0..buf.len()).find_map(|i| match &buf[i..] {
+            [b'\n', b'\n', ..] => Some(i + 2),
+            [b'\n', b'\r', b'\n', ..] => Some(i + 3),
+            _ => None,
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn head_end_matches_the_naive_search(
+            bytes in proptest::collection::vec(proptest::prop_oneof![
+                Just(b'\n'), Just(b'\r'), Just(0x0b_u8), Just(0x09_u8), Just(b'a'), proptest::num::u8::ANY
+            ], 0..80),
+            cut in 0usize..80,
+        ) {
+            let whole = find_head_end(&bytes, &mut 0);
+            proptest::prop_assert_eq!(whole, naive_head_end(&bytes));
+            let mut scanned = 0;
+            let cut = cut.min(bytes.len());
+            let split = find_head_end(&bytes[..cut], &mut scanned).or_else(|| find_head_end(&bytes, &mut scanned));
+            proptest::prop_assert_eq!(split, whole);
+        }
     }
 
     #[test]
