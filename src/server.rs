@@ -30,9 +30,10 @@ const SWEEP_EVERY: Millis = 250;
 const FLUSH_EVERY: Millis = 1000;
 /// How long to wait before accepting again after running out of descriptors.
 const ACCEPT_RETRY: Millis = 100;
-/// Connections accepted per listener per turn, so a connection flood cannot starve
-/// established clients.
+/// Connections accepted per turn, so a connection flood cannot starve established clients.
 const ACCEPT_BATCH: usize = 256;
+/// Connections accepted before they are served (see `Server::accept`).
+const ACCEPT_GROUP: usize = 16;
 
 struct Slot {
     conn: Conn,
@@ -58,6 +59,9 @@ pub struct Server {
     /// Accepting stopped at the connection limit; the next close resumes it.
     at_limit: bool,
     again: Vec<usize>,
+    /// Connections accepted this turn, served once file changes are applied.
+    fresh: Vec<usize>,
+    accepted_this_turn: usize,
     shutdown_deadline: Option<Millis>,
     shutdown_grace: Millis,
     /// Token of slab key 0; fixed at start (listeners are dropped at shutdown).
@@ -168,6 +172,8 @@ impl Server {
             accept_after: 0,
             at_limit: false,
             again: Vec::new(),
+            fresh: Vec::new(),
+            accepted_this_turn: 0,
             shutdown_deadline: None,
             shutdown_grace: cfg.shutdown_timeout,
             next_sweep: SWEEP_EVERY,
@@ -320,27 +326,56 @@ impl Server {
         }
     }
 
+    /// Accepts what the listeners hold, a group at a time, serving each group before
+    /// accepting more (so new sockets cannot take every descriptor before a request gets to
+    /// open its file). Requests on new connections may have been sent after a file changed
+    /// (this turn's events were read before), so pending inotify events are applied before
+    /// each group is served: one non-blocking read per group, and never a stale answer to a
+    /// request sent after the change.
     fn accept(&mut self, now: Millis) {
-        // Whether some listener may still hold connections after this turn.
-        let mut more = false;
+        self.accepted_this_turn = 0;
+        loop {
+            let more = self.accept_batch(now);
+            if self.fresh.is_empty() {
+                return;
+            }
+            self.handler.fs.on_notify();
+            let mut fresh = std::mem::take(&mut self.fresh);
+            for key in fresh.drain(..) {
+                // With TCP_DEFER_ACCEPT the request is usually already here: serve it now.
+                // A connection answered and closed in this first turn is never registered
+                // with epoll at all (one epoll_ctl less per short-lived connection).
+                self.drive(key, now);
+            }
+            self.fresh = fresh;
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Accepts up to [`ACCEPT_GROUP`] connections into `fresh`. Returns whether to go on
+    /// accepting in this turn (the group filled up and the turn's budget is not spent).
+    fn accept_batch(&mut self, now: Millis) -> bool {
+        self.accept_pending = false;
         for i in 0..self.listeners.len() {
-            let mut batch = 0;
             loop {
                 if self.conns.len() >= self.max_conns {
                     // At the limit: leave the rest in the kernel queue; a close re-arms us.
-                    self.accept_pending = false;
                     self.at_limit = true;
-                    return;
+                    return false;
                 }
-                if batch == ACCEPT_BATCH {
-                    more = true;
-                    break;
+                if self.fresh.len() == ACCEPT_GROUP {
+                    self.accepted_this_turn += ACCEPT_GROUP;
+                    if self.accepted_this_turn >= ACCEPT_BATCH {
+                        // Enough for one turn: established clients get their turn first.
+                        self.accept_pending = true;
+                        return false;
+                    }
+                    return true;
                 }
                 match self.listeners[i].accept() {
-                    Ok((sock, peer)) => {
-                        batch += 1;
-                        self.add(sock, peer, now);
-                    }
+                    Ok((sock, peer)) => self.add(sock, peer, now),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e)
                         if matches!(
@@ -357,13 +392,14 @@ impl Server {
                             format_args!("accept: {e}; retrying in {ACCEPT_RETRY} ms"),
                         );
                         self.accept_after = now + ACCEPT_RETRY;
-                        return;
+                        self.accept_pending = true;
+                        return false;
                     }
                     Err(_) => {} // ECONNABORTED and friends: that client is gone; go on.
                 }
             }
         }
-        self.accept_pending = more;
+        false
     }
 
     fn add(&mut self, sock: TcpStream, peer: SocketAddr, now: Millis) {
@@ -373,10 +409,7 @@ impl Server {
             sock,
             registered: false,
         });
-        // With TCP_DEFER_ACCEPT the request is usually already here: serve it now. A
-        // connection that is answered and closed in this first turn is never registered
-        // with epoll at all (one epoll_ctl less per short-lived connection).
-        self.drive(key, now);
+        self.fresh.push(key);
     }
 
     /// Checks every connection's deadline (a few times a second, not per event).

@@ -12,6 +12,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// These tests measure time and CPU and hold thousands of sockets: they run one at a time,
+/// not in parallel threads, so they do not disturb each other.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Lets this test process hold thousands of sockets.
 fn raise_nofile() -> u64 {
     tern::sys::rlimit::raise_nofile().unwrap_or(1024)
@@ -48,6 +55,7 @@ fn timed_get(srv: &Server, path: &str) -> (u16, Duration) {
 
 #[test]
 fn slowloris_is_cut_off_at_the_head_timeout_and_others_are_served() {
+    let _serial = serial();
     let fds = raise_nofile();
     let n = if fds >= 2200 {
         1000
@@ -90,6 +98,7 @@ fn slowloris_is_cut_off_at_the_head_timeout_and_others_are_served() {
 
 #[test]
 fn a_reader_that_stalls_is_closed_at_the_send_timeout() {
+    let _serial = serial();
     let site = Site::standard();
     let f = std::fs::File::create(site.root().join("big.bin")).unwrap();
     f.set_len(100 << 20).unwrap();
@@ -133,13 +142,15 @@ fn a_reader_that_stalls_is_closed_at_the_send_timeout() {
 
 #[test]
 fn ten_thousand_keep_alive_connections_are_held_and_served() {
+    let _serial = serial();
     let fds = raise_nofile();
     assert!(
         fds >= 10_100,
         "this test needs RLIMIT_NOFILE >= 10100 (hard limit is {fds})"
     );
     let site = Site::standard();
-    let srv = Server::start(&site, &[]);
+    // Connections idle while the other 9,999 are answered: keep them longer than 5 s.
+    let srv = Server::start(&site, &["--keepalive-timeout", "60"]);
     let mut conns = Vec::with_capacity(10_000);
     for _ in 0..10_000 {
         let s = TcpStream::connect(srv.addr).unwrap();
@@ -167,6 +178,7 @@ fn ten_thousand_keep_alive_connections_are_held_and_served() {
 
 #[test]
 fn a_flood_past_max_connections_does_not_spin_and_service_resumes() {
+    let _serial = serial();
     raise_nofile();
     let site = Site::standard();
     let srv = Server::start(&site, &["--max-connections", "50"]);
@@ -220,6 +232,7 @@ impl Drop for Guard {
 
 #[test]
 fn running_out_of_descriptors_is_survived() {
+    let _serial = serial();
     let site = Site::standard();
     let log = site.outside("emfile.log");
     // A shell lowers the limit (soft and hard) for tern alone.
@@ -296,6 +309,7 @@ fn running_out_of_descriptors_is_survived() {
 
 #[test]
 fn a_client_that_pipelines_and_never_reads_holds_bounded_memory() {
+    let _serial = serial();
     let site = Site::standard();
     site.file("4k.bin", &pattern(4096, 4));
     let srv = Server::start(&site, &[]);
@@ -330,6 +344,7 @@ fn a_client_that_pipelines_and_never_reads_holds_bounded_memory() {
 
 #[test]
 fn half_closed_clients_get_their_answers() {
+    let _serial = serial();
     let site = Site::standard();
     let srv = Server::start(&site, &[]);
     let mut s = srv.connect();
@@ -365,6 +380,7 @@ fn split_head(all: &[u8]) -> (String, &[u8]) {
 
 #[test]
 fn files_that_change_while_being_sent() {
+    let _serial = serial();
     let site = Site::standard();
     let len: usize = 64 << 20;
     let data = pattern(4 << 20, 9).repeat(16);
@@ -453,6 +469,7 @@ fn files_that_change_while_being_sent() {
 
 #[test]
 fn odd_times_and_names() {
+    let _serial = serial();
     let site = Site::standard();
     let dir = site.dir("odd");
     let names: Vec<Vec<u8>> = vec![
@@ -537,6 +554,7 @@ fn httpdate_ok(s: &str) -> bool {
 
 #[test]
 fn header_edge_cases_over_tcp() {
+    let _serial = serial();
     let site = Site::standard();
     let srv = Server::start(&site, &[]);
     let cookie = format!(
@@ -576,6 +594,7 @@ fn header_edge_cases_over_tcp() {
 #[test]
 #[ignore]
 fn soak_mixed_load_does_not_leak() {
+    let _serial = serial();
     raise_nofile();
     let secs: u64 = std::env::var("SOAK_SECONDS")
         .ok()

@@ -403,14 +403,20 @@ impl RealFs {
         // Every inode the entry depends on is watched; an event on any drops the entry.
         let mut wds: Vec<i32> = Vec::new();
         let file = self.open_contained(rel)?;
-        self.watch_into(&file, &mut wds, &mut cacheable);
+        // Watch first, then read the metadata that is cached, so that any change after
+        // the reading produces an event. The kind decides the watch: a directory keeps its
+        // path watch for entries coming and going; adding an inode watch on it would
+        // replace that watch's mask (inotify keeps one watch per inode).
+        let kind = meta_of(&file)?.1;
+        match kind {
+            Kind::Dir if cacheable => cacheable = self.watch_dirs(rel),
+            Kind::File => self.watch_into(&file, &mut wds, &mut cacheable),
+            _ => {}
+        }
         let meta = meta_of(&file)?;
-        let node = if meta.1 == Kind::Dir {
-            if cacheable {
-                cacheable = self.watch_dirs(rel);
-            }
+        let node = if meta.1 == Kind::Dir && kind == Kind::Dir {
             Node::Dir(meta.0)
-        } else if meta.1 == Kind::File {
+        } else if meta.1 == Kind::File && kind == Kind::File {
             let mut entry = self.load(rel, file, meta.0, &mut cacheable);
             if self.cfg.precompressed && !VARIANTS.iter().any(|s| rel.ends_with(s)) {
                 self.find_variants(rel, &mut entry, &mut wds, &mut cacheable);
@@ -466,6 +472,9 @@ impl RealFs {
             let Ok(file) = self.open_contained(&name) else {
                 continue;
             };
+            if !matches!(meta_of(&file), Ok((_, Kind::File))) {
+                continue; // a directory named F.gz must not get an inode watch either
+            }
             self.watch_into(&file, wds, cacheable);
             let Ok((meta, Kind::File)) = meta_of(&file) else {
                 continue;
