@@ -252,17 +252,8 @@ impl ErrorLog {
             return;
         }
         use std::io::Write as _;
-        let d = crate::http::date::format(now);
         let buf = &mut self.w.buf;
-        // ISO-like UTC stamp from the IMF-fixdate pieces: 1994-Nov-06 is awkward, so use
-        // the numeric form computed by `date::format`'s sibling.
-        buf.extend_from_slice(&d[12..16]);
-        buf.push(b'-');
-        buf.extend_from_slice(month_number(&d[8..11]));
-        buf.push(b'-');
-        buf.extend_from_slice(&d[5..7]);
-        buf.push(b'T');
-        buf.extend_from_slice(&d[17..25]);
+        crate::http::date::push_numeric(buf, now, b'T', true);
         let _ = write!(buf, "Z [{}] ", level.as_str());
         let mut tmp = Vec::new();
         let _ = write!(tmp, "{msg}");
@@ -277,23 +268,6 @@ impl ErrorLog {
 
     pub fn reopen(&mut self) -> io::Result<()> {
         self.w.reopen()
-    }
-}
-
-fn month_number(m: &[u8]) -> &'static [u8] {
-    match m {
-        b"Jan" => b"01",
-        b"Feb" => b"02",
-        b"Mar" => b"03",
-        b"Apr" => b"04",
-        b"May" => b"05",
-        b"Jun" => b"06",
-        b"Jul" => b"07",
-        b"Aug" => b"08",
-        b"Sep" => b"09",
-        b"Oct" => b"10",
-        b"Nov" => b"11",
-        _ => b"12",
     }
 }
 

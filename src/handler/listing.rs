@@ -103,7 +103,7 @@ pub fn html(buf: &mut Vec<u8>, rel: &[u8], entries: &[ListEntry]) {
             push_size(buf, e.size);
         }
         buf.extend_from_slice(b"</td><td class=\"m\">");
-        push_time(buf, e.mtime);
+        crate::http::date::push_numeric(buf, e.mtime, b' ', false);
         buf.extend_from_slice(b"</td></tr>\n");
     }
     buf.extend_from_slice(b"</tbody>\n</table>\n</main></body></html>\n");
@@ -190,24 +190,6 @@ fn push_size(buf: &mut Vec<u8>, n: u64) {
     buf.push(b'.');
     push_u64(buf, tenths % 10);
     buf.extend_from_slice(units[unit]);
-}
-
-/// `2026-11-21 23:17` in UTC.
-fn push_time(buf: &mut Vec<u8>, secs: i64) {
-    let d = crate::http::date::format(secs); // Sun, 06 Nov 1994 08:49:37 GMT
-    const MONTHS: [&[u8]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let m = MONTHS.iter().position(|m| *m == &d[8..11]).unwrap_or(0) + 1;
-    buf.extend_from_slice(&d[12..16]);
-    buf.push(b'-');
-    buf.push(b'0' + (m / 10) as u8);
-    buf.push(b'0' + (m % 10) as u8);
-    buf.push(b'-');
-    buf.extend_from_slice(&d[5..7]);
-    buf.push(b' ');
-    buf.extend_from_slice(&d[17..22]);
 }
 
 #[cfg(test)]

@@ -23,19 +23,59 @@ pub fn clamp_last_modified(mtime: i64, now: i64) -> i64 {
 /// Formats Unix seconds (clamped to 0..=MAX_SECS) as an IMF-fixdate.
 pub fn format(secs: i64) -> HttpDate {
     let secs = secs.clamp(0, MAX_SECS);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let c = civil(secs);
     let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
-    out[..3].copy_from_slice(DAYS[(days + 4).rem_euclid(7) as usize]);
-    two(&mut out[5..7], d as u32);
-    out[8..11].copy_from_slice(MONTHS[(m - 1) as usize]);
-    two(&mut out[12..14], (y / 100) as u32);
-    two(&mut out[14..16], (y % 100) as u32);
-    two(&mut out[17..19], (sod / 3600) as u32);
-    two(&mut out[20..22], (sod / 60 % 60) as u32);
-    two(&mut out[23..25], (sod % 60) as u32);
+    out[..3].copy_from_slice(DAYS[(secs.div_euclid(86_400) + 4).rem_euclid(7) as usize]);
+    two(&mut out[5..7], c.day);
+    out[8..11].copy_from_slice(MONTHS[(c.month - 1) as usize]);
+    two(&mut out[12..14], (c.year / 100) as u32);
+    two(&mut out[14..16], (c.year % 100) as u32);
+    two(&mut out[17..19], c.hour);
+    two(&mut out[20..22], c.minute);
+    two(&mut out[23..25], c.second);
     out
+}
+
+/// A UTC calendar time, for the numeric formats of the logs and listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+/// Unix seconds (clamped to 0..=MAX_SECS) as a UTC calendar time.
+pub fn civil(secs: i64) -> Civil {
+    let secs = secs.clamp(0, MAX_SECS);
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    Civil {
+        year,
+        month: month as u32,
+        day: day as u32,
+        hour: (sod / 3600) as u32,
+        minute: (sod / 60 % 60) as u32,
+        second: (sod % 60) as u32,
+    }
+}
+
+/// `2026-11-21` and, with `seconds`, `2026-11-21 23:17:05`; otherwise `2026-11-21 23:17`.
+/// `sep` goes between date and time (`b' '` or `b'T'`).
+pub fn push_numeric(buf: &mut Vec<u8>, secs: i64, sep: u8, seconds: bool) {
+    let c = civil(secs);
+    let mut b = *b"0000-00-00 00:00:00";
+    two(&mut b[0..2], (c.year / 100) as u32);
+    two(&mut b[2..4], (c.year % 100) as u32);
+    two(&mut b[5..7], c.month);
+    two(&mut b[8..10], c.day);
+    b[10] = sep;
+    two(&mut b[11..13], c.hour);
+    two(&mut b[14..16], c.minute);
+    two(&mut b[17..19], c.second);
+    buf.extend_from_slice(if seconds { &b[..] } else { &b[..16] });
 }
 
 fn two(dst: &mut [u8], v: u32) {
@@ -129,6 +169,17 @@ mod tests {
         for secs in [0, 1, 86_399, 1_700_000_000, 4_102_444_800, MAX_SECS] {
             assert_eq!(parse(&format(secs)), Some(secs));
         }
+    }
+
+    #[test]
+    fn numeric() {
+        let mut b = Vec::new();
+        push_numeric(&mut b, 784_111_777, b'T', true);
+        assert_eq!(b, b"1994-11-06T08:49:37");
+        b.clear();
+        push_numeric(&mut b, 784_111_777, b' ', false);
+        assert_eq!(b, b"1994-11-06 08:49");
+        assert_eq!(civil(MAX_SECS).year, 9999);
     }
 
     #[test]
