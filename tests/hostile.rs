@@ -370,6 +370,15 @@ fn start_download(srv: &Server, path: &str, first: usize) -> (TcpStream, Vec<u8>
     (s, got)
 }
 
+/// Reads the rest of a `len`-byte body whose first bytes (head included) are in `got`.
+fn finish_download(s: &mut TcpStream, mut got: Vec<u8>, len: usize) -> Vec<u8> {
+    let head = split_head(&got).0.len();
+    let mut rest = vec![0u8; head + len - got.len()];
+    s.read_exact(&mut rest).unwrap();
+    got.extend(rest);
+    got.split_off(head)
+}
+
 fn split_head(all: &[u8]) -> (String, &[u8]) {
     let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     (
@@ -419,43 +428,39 @@ fn files_that_change_while_being_sent() {
     assert_eq!(r.body.len(), 2 << 20, "the next request sees the new size");
 
     // Grown mid-transfer: exactly the promised length, and the connection stays in sync.
-    let (mut s, mut got) = start_download(&srv, "/g.bin", 1 << 20);
+    let (mut s, got) = start_download(&srv, "/g.bin", 1 << 20);
     let f = std::fs::OpenOptions::new()
         .append(true)
         .open(site.root().join("g.bin"))
         .unwrap();
     f.write_all_at(b"EXTRA", len as u64).unwrap();
-    let (head, _) = split_head(&got);
-    let want = head.len() + len;
-    let mut buf = vec![0u8; want - got.len()];
-    s.read_exact(&mut buf).unwrap();
-    got.extend(buf);
-    assert_eq!(&got[head.len()..], &data[..]);
+    assert!(
+        finish_download(&mut s, got, len) == data,
+        "exactly the promised length"
+    );
     s.write_all(b"GET /g.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=-5\r\n\r\n")
         .unwrap();
     assert_eq!(read_response(&mut s, false).unwrap().body, b"EXTRA");
 
     // Replaced by a rename: the transfer finishes with the old bytes; then the new file.
-    let (mut s, mut got) = start_download(&srv, "/r.bin", 1 << 20);
+    let (mut s, got) = start_download(&srv, "/r.bin", 1 << 20);
     std::fs::write(site.root().join("r.new"), b"replacement").unwrap();
     std::fs::rename(site.root().join("r.new"), site.root().join("r.bin")).unwrap();
-    let (head, _) = split_head(&got);
-    let mut buf = vec![0u8; head.len() + len - got.len()];
-    s.read_exact(&mut buf).unwrap();
-    got.extend(buf);
-    assert_eq!(&got[head.len()..], &data[..]);
+    assert!(
+        finish_download(&mut s, got, len) == data,
+        "the transfer is whole and unchanged"
+    );
     s.write_all(b"GET /r.bin HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert_eq!(read_response(&mut s, false).unwrap().body, b"replacement");
 
     // Deleted: the open descriptor keeps the transfer whole; then 404.
-    let (mut s, mut got) = start_download(&srv, "/d.bin", 1 << 20);
+    let (mut s, got) = start_download(&srv, "/d.bin", 1 << 20);
     std::fs::remove_file(site.root().join("d.bin")).unwrap();
-    let (head, _) = split_head(&got);
-    let mut buf = vec![0u8; head.len() + len - got.len()];
-    s.read_exact(&mut buf).unwrap();
-    got.extend(buf);
-    assert_eq!(&got[head.len()..], &data[..]);
+    assert!(
+        finish_download(&mut s, got, len) == data,
+        "the transfer is whole and unchanged"
+    );
     s.write_all(b"GET /d.bin HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert_eq!(read_response(&mut s, false).unwrap().status, 404);
