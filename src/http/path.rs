@@ -114,15 +114,15 @@ pub fn percent_decode(path: &[u8], out: &mut Vec<u8>) -> Result<(), PathError> {
     Ok(())
 }
 
-/// Whether `path` starts with `/` and has no `%` and no segment that is empty or starts with
-/// `.`: then decoding and dot-segment removal would change nothing.
+/// Whether `path` starts with `/` and has no `%`, no NUL and no segment that is empty or
+/// starts with `.`: then decoding and dot-segment removal would change nothing.
 fn is_plain(path: &[u8]) -> bool {
     if path.first() != Some(&b'/') {
         return false;
     }
     let mut after_slash = true;
     for &b in &path[1..] {
-        if b == b'%' || (after_slash && (b == b'/' || b == b'.')) {
+        if b == b'%' || b == 0 || (after_slash && (b == b'/' || b == b'.')) {
             return false;
         }
         after_slash = b == b'/';
@@ -234,6 +234,7 @@ mod tests {
             ("/..%2fetc", PathError::AboveRoot),
             ("/%2e%2e%2fx", PathError::AboveRoot),
             ("/a%00b", PathError::Nul),
+            ("/a\0b", PathError::Nul),
             ("/a%zz", PathError::BadEscape),
             ("/a%4", PathError::BadEscape),
             ("a/b", PathError::BadForm),
