@@ -106,6 +106,16 @@ pub fn push_escaped(buf: &mut Vec<u8>, v: &[u8]) {
     }
 }
 
+/// A `fmt::Write` that appends to a log buffer through [`push_escaped`].
+struct Escaping<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        push_escaped(self.0, s.as_bytes());
+        Ok(())
+    }
+}
+
 /// `[10/Oct/2000:13:55:36 +0000]`, formatted once per second.
 struct ClfTime {
     secs: i64,
@@ -255,9 +265,8 @@ impl ErrorLog {
         let buf = &mut self.w.buf;
         crate::http::date::push_numeric(buf, now, b'T', true);
         let _ = write!(buf, "Z [{}] ", level.as_str());
-        let mut tmp = Vec::new();
-        let _ = write!(tmp, "{msg}");
-        push_escaped(buf, &tmp);
+        // Escape while formatting, without a temporary buffer (so logging allocates nothing).
+        let _ = std::fmt::Write::write_fmt(&mut Escaping(buf), msg);
         buf.push(b'\n');
         self.w.after_write();
     }
