@@ -639,6 +639,7 @@ fn soak_mixed_load_does_not_leak() {
                         read_to_close(&mut s);
                     }
                 }
+                i
             })
         })
         .collect();
@@ -658,9 +659,11 @@ fn soak_mixed_load_does_not_leak() {
         samples.push(sample);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
+    let exchanges: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    println!(
+        "{exchanges} connections ({:.0}/s) of mixed requests",
+        exchanges as f64 / secs as f64
+    );
     std::thread::sleep(Duration::from_millis(500));
     let end = (
         start.elapsed().as_secs(),
