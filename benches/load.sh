@@ -15,7 +15,10 @@
 #                         results do not depend on the machine's speed
 #   BENCH_WARMUP=1        seconds of warm-up before each measured run
 #   BENCH_ONLY=a,b        scenarios to run (names below); default all
-#   BENCH_SERVERS="tern nginx lighttpd h2o"
+#   BENCH_SERVERS="tern nginx lighttpd h2o floor"
+#                         floor is benches/floor.rs, a reference and not an anchor: the cheapest
+#                         possible responder (one precomputed write per request head), run in the
+#                         keep-alive /1k.bin scenarios to show how much of a request is the kernel's
 #   BENCH_IDLE_CONNS=10000, BENCH_SYSCALL_REQUESTS=20000, BENCH_ALLOC_REQUESTS=100000
 #   BENCH_SERVER_CPU=0, BENCH_CLIENT_CPU=1, BENCH_PORT_BASE=18000, BENCH_OUT=bench-out
 #   BENCH_NO_INSTALL=1    never apt-get install missing tools (skip what is missing)
@@ -31,7 +34,7 @@ DURATION=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-2}
 COUNT_ROUNDS=${BENCH_COUNT_ROUNDS:-1}
 WARMUP=${BENCH_WARMUP:-1}
-read -r -a SERVERS <<<"${BENCH_SERVERS:-tern nginx lighttpd h2o}"
+read -r -a SERVERS <<<"${BENCH_SERVERS:-tern nginx lighttpd h2o floor}"
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 SYSCALL_REQUESTS=${BENCH_SYSCALL_REQUESTS:-20000}
 ALLOC_REQUESTS=${BENCH_ALLOC_REQUESTS:-100000}
@@ -82,7 +85,7 @@ else
     SCENARIOS=("${ALL_SCENARIOS[@]}")
 fi
 for s in "${SERVERS[@]}"; do
-    case $s in tern | nginx | lighttpd | h2o) ;; *)
+    case $s in tern | nginx | lighttpd | h2o | floor) ;; *)
         echo "load.sh: unknown server '$s'" >&2
         exit 2
         ;;
@@ -168,7 +171,7 @@ forget() { # PID: no longer ours to stop
 
 install_missing
 for s in "${SERVERS[@]}"; do
-    if ! command -v "$s" >/dev/null && [ "$s" != tern ]; then
+    if ! command -v "$s" >/dev/null && [ "$s" != tern ] && [ "$s" != floor ]; then
         log "skipping $s: not installed"
         SERVERS=("${SERVERS[@]/$s/}")
     fi
@@ -209,6 +212,17 @@ if wants idle-10k; then
         grep -o '"executable":"[^"]*idle_conns[^"]*"' | tail -1 | cut -d'"' -f4)
     cp "$exe" "$RUN/bin/idle_conns"
     IDLE_BIN="$RUN/bin/idle_conns"
+fi
+
+# The reference responder answers only these (they all fetch /1k.bin with keep-alive).
+FLOOR_SCENARIOS=" ka-1k-64 ka-1k-1000 pipeline-16 "
+FLOOR_BIN=""
+if [[ " ${SERVERS[*]} " == *" floor "* ]]; then
+    log "building the reference responder (cargo bench --no-run --bench floor)"
+    exe=$($CARGO bench --no-run --bench floor --message-format=json-render-diagnostics |
+        grep -o '"executable":"[^"]*floor[^"]*"' | tail -1 | cut -d'"' -f4)
+    cp "$exe" "$RUN/bin/floor"
+    FLOOR_BIN="$RUN/bin/floor"
 fi
 
 TERN_ALLOC=""
@@ -380,6 +394,7 @@ start_server() {
     nginx) "${pin[@]}" nginx -e "$SRV_DIR/error.log" -p "$SRV_DIR" -c "$SRV_DIR/nginx.conf" >"$SRV_DIR/out.log" 2>&1 & ;;
     lighttpd) "${pin[@]}" lighttpd -D -f "$SRV_DIR/lighttpd.conf" >"$SRV_DIR/out.log" 2>&1 & ;;
     h2o) "${pin[@]}" h2o -c "$SRV_DIR/h2o.conf" >"$SRV_DIR/out.log" 2>&1 & ;;
+    floor) "${pin[@]}" "$FLOOR_BIN" "127.0.0.1:$SRV_PORT" "$ROOT/1k.bin" >"$SRV_DIR/out.log" 2>"$SRV_DIR/error.log" & ;;
     esac
     SRV_PID=$!
     STARTED+=("$SRV_PID")
@@ -678,6 +693,7 @@ for sc in "${SCENARIOS[@]}"; do
     for ((round = 1; round <= rounds; round++)); do
         log "[$sc] round $round/$rounds"
         for srv in "${servers[@]}"; do
+            [ "$srv" = floor ] && [[ $FLOOR_SCENARIOS != *" $sc "* ]] && continue
             bin=$TERN
             [ "$kind" = allocs ] && bin=$TERN_ALLOC
             if ! start_server "$srv" "$bin"; then
@@ -724,7 +740,7 @@ ratio() { # TERN ANCHOR
 best() { # SCENARIO KEY DIR
     local srv v out=""
     for srv in "${SERVERS[@]}"; do
-        [ "$srv" = tern ] && continue
+        [ "$srv" = tern ] || [ "$srv" = floor ] && continue
         v=$(agg "$1" "$srv" "$2")
         [ -n "$v" ] && out+="$v $srv"$'\n'
     done
@@ -756,6 +772,7 @@ version_of() {
     nginx) nginx -v 2>&1 | sed 's/.*version: //' ;;
     lighttpd) lighttpd -v 2>&1 | head -1 | awk '{print $1}' ;;
     h2o) h2o -v 2>&1 | head -1 | sed 's/ version /\//' ;;
+    floor) echo "floor (benches/floor.rs, reference)" ;;
     esac
 }
 
@@ -783,6 +800,11 @@ version_of() {
     echo "The load generator is one wrk (or ab) thread on one CPU: near 100 % it caps req/s, and then"
     echo "CPU µs/req is the fairer comparison. tern keeps its default limit of 10,000 requests per"
     echo "connection (nginx and lighttpd are given 1,000,000); idle timeouts are each server's default."
+    if [[ " ${SERVERS[*]} " == *" floor "* ]]; then
+        echo "floor (reference) is benches/floor.rs, not an anchor: the cheapest possible responder, one"
+        echo "precomputed write of a same-sized response per request head, no parsing, no file. Its CPU per"
+        echo "request is roughly the kernel's share of a request; it runs in the keep-alive /1k.bin scenarios."
+    fi
     echo
 
     summary=()
@@ -799,11 +821,16 @@ version_of() {
             echo "| server | req/s | MiB/s | CPU µs/req | server CPU % | load-gen CPU % | errors |"
             echo "|---|---:|---:|---:|---:|---:|---:|"
             for srv in "${SERVERS[@]}"; do
+                label=$srv
+                if [ "$srv" = floor ]; then
+                    [[ $FLOOR_SCENARIOS == *" $sc "* ]] || continue
+                    label="floor (reference)"
+                fi
                 if [ -z "$(agg "$sc" "$srv" req_s)" ]; then
-                    echo "| $srv | failed | | | | | |"
+                    echo "| $label | failed | | | | | |"
                     continue
                 fi
-                echo "| $srv | $(fmt "$(agg "$sc" "$srv" req_s)" 0) | $(fmt "$(agg "$sc" "$srv" mib_s)" 1) |" \
+                echo "| $label | $(fmt "$(agg "$sc" "$srv" req_s)" 0) | $(fmt "$(agg "$sc" "$srv" mib_s)" 1) |" \
                     "$(fmt "$(agg "$sc" "$srv" cpu_us)" 2) | $(fmt "$(agg "$sc" "$srv" cpu_pct)" 0) |" \
                     "$(fmt "$(agg "$sc" "$srv" client_pct)" 0) | $(sum "$sc" "$srv" errors) |"
             done
@@ -826,7 +853,7 @@ version_of() {
             echo "| tern ÷ | req/s ↑ | MiB/s ↑ | CPU µs/req ↓ |"
             echo "|---|---:|---:|---:|"
             for srv in "${SERVERS[@]}"; do
-                [ "$srv" = tern ] && continue
+                [ "$srv" = tern ] || [ "$srv" = floor ] && continue
                 ratio_row "$srv" "$t_r" "$(agg "$sc" "$srv" req_s)" "$t_m" "$(agg "$sc" "$srv" mib_s)" \
                     "$t_c" "$(agg "$sc" "$srv" cpu_us)"
             done
@@ -835,7 +862,16 @@ version_of() {
             read -r b_c n_c <<<"$(best "$sc" cpu_us min)" || true
             r1=$(ratio "$t_r" "${b_r:-}") r2=$(ratio "$t_m" "${b_m:-}") r3=$(ratio "$t_c" "${b_c:-}")
             echo "| best anchor | $r1 (${n_r:-n/a}) | $r2 (${n_m:-n/a}) | $r3 (${n_c:-n/a}) |"
-            summary+=("| $sc | $r1 (${n_r:-n/a}) | $r2 (${n_m:-n/a}) | $r3 (${n_c:-n/a}) |")
+            f_c=$(agg "$sc" floor cpu_us)
+            floor_col=""
+            if [ -n "$f_c" ]; then
+                ratio_row "floor (reference)" "$t_r" "$(agg "$sc" floor req_s)" "$t_m" "$(agg "$sc" floor mib_s)" "$t_c" "$f_c"
+                floor_col="$(ratio "$f_c" "${b_c:-}")"
+                echo
+                echo "The reference responder costs $floor_col of the best anchor's CPU per request: no server"
+                echo "that reads and answers each request can go much below that ratio here."
+            fi
+            summary+=("| $sc | $r1 (${n_r:-n/a}) | $r2 (${n_m:-n/a}) | $r3 (${n_c:-n/a}) | $floor_col |")
             ;;
         idle)
             echo "\`benches/idle_conns.rs\`: $IDLE_CONNS connections, one \`GET /1k.bin\` each, then held idle;"
@@ -844,6 +880,7 @@ version_of() {
             echo "| server | connections held | RSS before KiB | RSS after KiB | bytes/conn ↓ | open s |"
             echo "|---|---:|---:|---:|---:|---:|"
             for srv in "${SERVERS[@]}"; do
+                [ "$srv" = floor ] && continue
                 if [ -z "$(agg "$sc" "$srv" bytes_per_conn)" ]; then
                     echo "| $srv | failed | | | | |"
                     continue
@@ -857,12 +894,12 @@ version_of() {
             echo "| tern ÷ | bytes/conn ↓ |"
             echo "|---|---:|"
             for srv in "${SERVERS[@]}"; do
-                [ "$srv" = tern ] && continue
+                [ "$srv" = tern ] || [ "$srv" = floor ] && continue
                 ratio_row "$srv" "$t" "$(agg "$sc" "$srv" bytes_per_conn)"
             done
             read -r b n <<<"$(best "$sc" bytes_per_conn min)" || true
             echo "| best anchor | $(ratio "$t" "${b:-}") (${n:-n/a}) |"
-            summary+=("| $sc (bytes/conn) | | | $(ratio "$t" "${b:-}") (${n:-n/a}) |")
+            summary+=("| $sc (bytes/conn) | | | $(ratio "$t" "${b:-}") (${n:-n/a}) | |")
             ;;
         strace)
             echo "\`strace -c -f -p PID\` attached to the serving process while \`ab -k -c64 -n $SYSCALL_REQUESTS\`"
@@ -872,6 +909,7 @@ version_of() {
             echo "| server | requests | syscalls | syscalls/req ↓ | most frequent, per request |"
             echo "|---|---:|---:|---:|---|"
             for srv in "${SERVERS[@]}"; do
+                [ "$srv" = floor ] && continue
                 if [ -z "$(agg "$sc" "$srv" sys_per_req)" ]; then
                     echo "| $srv | failed | | | |"
                     continue
@@ -884,12 +922,12 @@ version_of() {
             echo "| tern ÷ | syscalls/req ↓ |"
             echo "|---|---:|"
             for srv in "${SERVERS[@]}"; do
-                [ "$srv" = tern ] && continue
+                [ "$srv" = tern ] || [ "$srv" = floor ] && continue
                 ratio_row "$srv" "$t" "$(agg "$sc" "$srv" sys_per_req)"
             done
             read -r b n <<<"$(best "$sc" sys_per_req min)" || true
             echo "| best anchor | $(ratio "$t" "${b:-}") (${n:-n/a}) |"
-            summary+=("| $sc (syscalls/req) | | | $(ratio "$t" "${b:-}") (${n:-n/a}) |")
+            summary+=("| $sc (syscalls/req) | | | $(ratio "$t" "${b:-}") (${n:-n/a}) | |")
             ;;
         allocs)
             echo "tern built with \`--features alloc-count\`; SIGUSR2 logs the process-wide allocation count."
@@ -915,8 +953,8 @@ version_of() {
     if [ ${#summary[@]} -gt 0 ]; then
         echo "## Summary: tern ÷ best anchor"
         echo
-        echo "| scenario | req/s ↑ | MiB/s ↑ | CPU µs/req ↓ (or the scenario's metric ↓) |"
-        echo "|---|---:|---:|---:|"
+        echo "| scenario | req/s ↑ | MiB/s ↑ | CPU µs/req ↓ (or the scenario's metric ↓) | floor ÷ best anchor, CPU µs/req |"
+        echo "|---|---:|---:|---:|---:|"
         printf '%s\n' "${summary[@]}"
         echo
     fi
