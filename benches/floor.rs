@@ -3,8 +3,9 @@
 //! request head (a blank line ending it, counted across reads) with one precomputed response of
 //! the same size as a real server's answer for the benchmark's 1 KiB file, and all the heads
 //! that arrived in one read with one write. It reads once per readiness event and trusts a short
-//! read, like tern. It parses nothing: it serves only the `/1k.bin` scenarios, and HTTP/1.0
-//! requests (ab without -k) get `Connection: close` and a close after the write.
+//! read, like tern. It parses nothing: it serves only the `/1k.bin` scenarios. A read that
+//! holds an HTTP/1.0 request line sets the connection's kind: `Connection: keep-alive` in
+//! the request (ab -k) gets it echoed, anything else gets `Connection: close` and a close.
 //!
 //! `floor ADDR BODY_FILE` prints `listening on http://ADDR` and serves until killed. Without
 //! arguments (as under `cargo test --all-targets`) it exits.
