@@ -3,7 +3,7 @@ CARGO ?= cargo
 PORT ?= 8080
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build release test check fmt clippy unit bench bench-micro bench-load fuzz soak clean
+.PHONY: run build release test deps check fmt clippy unit bench bench-micro bench-load fuzz soak clean
 
 run: release
 	./target/release/tern --listen 127.0.0.1:$(PORT) --access-log - examples/site
@@ -14,8 +14,13 @@ build:
 release:
 	$(CARGO) build --release
 
-# Everything CI checks.
-test: fmt clippy unit
+# Everything CI checks. `deps` first installs the test clients and Chromium when missing
+# (.ci/deps; TERN_SKIP_BROWSER=1 leaves out Chromium and its test).
+test: deps
+	$(MAKE) --no-print-directory fmt clippy unit
+
+deps:
+	bash .ci/deps
 
 check: test
 

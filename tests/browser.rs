@@ -1,7 +1,7 @@
 //! The directory listing as people see it: loaded in headless Chromium (driven through
 //! chromedriver's WebDriver HTTP API), screenshotted, checked for script injection through
 //! file names, and followed through a link with spaces and non-ASCII letters to the right
-//! bytes. `.ci/run` installs `chromium` and `chromium-driver`; set TERN_SKIP_BROWSER=1 to
+//! bytes. `make test` (.ci/deps) installs `chromium` and `chromium-driver`; set TERN_SKIP_BROWSER=1 to
 //! skip on a machine without them.
 mod common;
 
@@ -40,7 +40,9 @@ impl Driver {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver is installed (.ci/run installs chromium-driver)");
+            .expect(
+                "chromedriver is installed (make test installs chromium-driver through .ci/deps)",
+            );
         let mut d = Driver {
             child,
             port,

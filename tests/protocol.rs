@@ -109,7 +109,7 @@ fn ab_keep_alive_2000_requests_without_failures() {
             &srv.url("/1k.bin"),
         ])
         .output()
-        .expect("ab is installed (.ci/run installs apache2-utils)");
+        .expect("ab is installed (make test installs apache2-utils through .ci/deps)");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -279,7 +279,7 @@ pub fn curl(args: &[&str]) -> (i32, Vec<u8>) {
         .args(["-s", "--max-time", "20"])
         .args(args)
         .output()
-        .expect("curl is installed (.ci/run installs it)");
+        .expect("curl is installed (make test installs it through .ci/deps)");
     (out.status.code().unwrap_or(-1), out.stdout)
 }
 
