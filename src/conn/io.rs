@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{self, IoSlice};
 
-use super::out::MAX_IOV;
+use super::out::{Out, FEW_IOV, MAX_IOV};
 use super::{Conn, Limits, Millis, Phase, Pool, Service};
 
 /// A connected socket as the driver needs it. The real one is a `mio::net::TcpStream`;
@@ -144,10 +144,12 @@ fn write_out<K: Socket>(
             }
             continue;
         }
-        let mut iov = [IoSlice::new(&[]); MAX_IOV];
-        let (n_iov, more) = out.gather(&mut iov);
-        let total: usize = iov[..n_iov].iter().map(|s| s.len()).sum();
-        match sock.send(&iov[..n_iov], more) {
+        let (sent, total) = if out.chunk_count() <= FEW_IOV {
+            send_gathered(out, sock, &mut [IoSlice::new(&[]); FEW_IOV])
+        } else {
+            send_gathered(out, sock, &mut [IoSlice::new(&[]); MAX_IOV])
+        };
+        match sent {
             Ok(n) => {
                 out.advance(n);
                 *budget = budget.saturating_sub(n);
@@ -162,6 +164,18 @@ fn write_out<K: Socket>(
             Err(_) => return Err(Failure::Io),
         }
     }
+}
+
+/// Sends as many queued memory chunks as fit in `iov` with one call; returns the result and
+/// the bytes offered.
+fn send_gathered<'a, K: Socket>(
+    out: &'a Out,
+    sock: &mut K,
+    iov: &mut [IoSlice<'a>],
+) -> (io::Result<usize>, usize) {
+    let (n, more) = out.gather(iov);
+    let total = iov[..n].iter().map(|s| s.len()).sum();
+    (sock.send(&iov[..n], more), total)
 }
 
 impl Socket for mio::net::TcpStream {

@@ -184,6 +184,31 @@ fn pipelined_requests_answered_in_order_with_one_write() {
 }
 
 #[test]
+fn pipelined_memory_bodies_leave_in_as_few_sends_as_iovecs_allow() {
+    use crate::conn::out::{FEW_IOV, INLINE_MAX, MAX_IOV};
+    // Bodies over INLINE_MAX are referenced, not copied: each response is a head chunk and a
+    // body chunk. 8 responses (16 chunks) need more than FEW_IOV iovecs and still leave in
+    // one send; 40 (80 chunks) exceed MAX_IOV and need two.
+    const { assert!(FEW_IOV < 16 && 16 <= MAX_IOV && 80 > MAX_IOV && 80 <= 2 * MAX_IOV) };
+    let big: Vec<u8> = (0..INLINE_MAX + 1).map(|i| (i % 251) as u8).collect();
+    for (count, sends) in [(1, 1), (8, 1), (40, 2)] {
+        let mut t = H::new();
+        let mut fs = site();
+        fs.add_file("big.bin", &big, 1_700_000_000);
+        t.h = Handler::new(fs, Site::default(), 1_800_000_000);
+        let one = b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+        t.send(&one.repeat(count));
+        let r = t.responses();
+        assert_eq!(r.len(), count);
+        assert!(
+            r.iter().all(|resp| resp.body == big),
+            "{count} bodies intact"
+        );
+        assert_eq!(t.sock.sends, sends, "{count} pipelined responses");
+    }
+}
+
+#[test]
 fn a_request_split_at_every_byte() {
     let req = b"GET /sub/b.txt HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n";
     for cut in 1..req.len() {
