@@ -177,6 +177,11 @@ for s in "${SERVERS[@]}"; do
     fi
 done
 read -r -a SERVERS <<<"${SERVERS[*]}"
+# The servers tern is compared with: all but tern itself and the floor reference.
+ANCHORS=()
+for s in "${SERVERS[@]}"; do
+    case $s in tern | floor) ;; *) ANCHORS+=("$s") ;; esac
+done
 for t in wrk ab curl taskset; do
     command -v "$t" >/dev/null || { log "load.sh: $t is required"; exit 1; }
 done
@@ -739,8 +744,7 @@ ratio() { # TERN ANCHOR
 # The best anchor's value of KEY: highest when DIR is max, lowest when min. Prints "VALUE SERVER".
 best() { # SCENARIO KEY DIR
     local srv v out=""
-    for srv in "${SERVERS[@]}"; do
-        [ "$srv" = tern ] || [ "$srv" = floor ] && continue
+    for srv in "${ANCHORS[@]}"; do
         v=$(agg "$1" "$srv" "$2")
         [ -n "$v" ] && out+="$v $srv"$'\n'
     done
@@ -760,6 +764,21 @@ ratio_row() { # LABEL then pairs of (TERN_VALUE ANCHOR_VALUE)
         shift 2
     done
     echo "$row"
+}
+
+# tern ÷ each anchor and ÷ the best (lowest) one for one lower-is-better metric, as a table,
+# and the best ratio into the summary.
+metric_ratios() { # SCENARIO KEY LABEL
+    local t b n srv
+    t=$(agg "$1" tern "$2")
+    echo "| tern ÷ | $3 ↓ |"
+    echo "|---|---:|"
+    for srv in "${ANCHORS[@]}"; do
+        ratio_row "$srv" "$t" "$(agg "$1" "$srv" "$2")"
+    done
+    read -r b n <<<"$(best "$1" "$2" min)" || true
+    echo "| best anchor | $(ratio "$t" "${b:-}") (${n:-n/a}) |"
+    summary+=("| $1 ($3) | | | $(ratio "$t" "${b:-}") (${n:-n/a}) | |")
 }
 
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -852,8 +871,7 @@ version_of() {
             t_r=$(agg "$sc" tern req_s) t_m=$(agg "$sc" tern mib_s) t_c=$(agg "$sc" tern cpu_us)
             echo "| tern ÷ | req/s ↑ | MiB/s ↑ | CPU µs/req ↓ |"
             echo "|---|---:|---:|---:|"
-            for srv in "${SERVERS[@]}"; do
-                [ "$srv" = tern ] || [ "$srv" = floor ] && continue
+            for srv in "${ANCHORS[@]}"; do
                 ratio_row "$srv" "$t_r" "$(agg "$sc" "$srv" req_s)" "$t_m" "$(agg "$sc" "$srv" mib_s)" \
                     "$t_c" "$(agg "$sc" "$srv" cpu_us)"
             done
@@ -879,8 +897,7 @@ version_of() {
             echo
             echo "| server | connections held | RSS before KiB | RSS after KiB | bytes/conn ↓ | open s |"
             echo "|---|---:|---:|---:|---:|---:|"
-            for srv in "${SERVERS[@]}"; do
-                [ "$srv" = floor ] && continue
+            for srv in tern "${ANCHORS[@]}"; do
                 if [ -z "$(agg "$sc" "$srv" bytes_per_conn)" ]; then
                     echo "| $srv | failed | | | | |"
                     continue
@@ -890,16 +907,7 @@ version_of() {
                     "$(fmt "$(agg "$sc" "$srv" bytes_per_conn)" 0) | $(fmt "$(awk -v m="$(agg "$sc" "$srv" open_ms)" 'BEGIN {print m / 1000}')" 1) |"
             done
             echo
-            t=$(agg "$sc" tern bytes_per_conn)
-            echo "| tern ÷ | bytes/conn ↓ |"
-            echo "|---|---:|"
-            for srv in "${SERVERS[@]}"; do
-                [ "$srv" = tern ] || [ "$srv" = floor ] && continue
-                ratio_row "$srv" "$t" "$(agg "$sc" "$srv" bytes_per_conn)"
-            done
-            read -r b n <<<"$(best "$sc" bytes_per_conn min)" || true
-            echo "| best anchor | $(ratio "$t" "${b:-}") (${n:-n/a}) |"
-            summary+=("| $sc (bytes/conn) | | | $(ratio "$t" "${b:-}") (${n:-n/a}) | |")
+            metric_ratios "$sc" bytes_per_conn bytes/conn
             ;;
         strace)
             echo "\`strace -c -f -p PID\` attached to the serving process while \`ab -k -c64 -n $SYSCALL_REQUESTS\`"
@@ -908,8 +916,7 @@ version_of() {
             echo
             echo "| server | requests | syscalls | syscalls/req ↓ | most frequent, per request |"
             echo "|---|---:|---:|---:|---|"
-            for srv in "${SERVERS[@]}"; do
-                [ "$srv" = floor ] && continue
+            for srv in tern "${ANCHORS[@]}"; do
                 if [ -z "$(agg "$sc" "$srv" sys_per_req)" ]; then
                     echo "| $srv | failed | | | |"
                     continue
@@ -918,16 +925,7 @@ version_of() {
                     "$(fmt "$(agg "$sc" "$srv" sys_per_req)" 2) | $(last "$sc" "$srv" top) |"
             done
             echo
-            t=$(agg "$sc" tern sys_per_req)
-            echo "| tern ÷ | syscalls/req ↓ |"
-            echo "|---|---:|"
-            for srv in "${SERVERS[@]}"; do
-                [ "$srv" = tern ] || [ "$srv" = floor ] && continue
-                ratio_row "$srv" "$t" "$(agg "$sc" "$srv" sys_per_req)"
-            done
-            read -r b n <<<"$(best "$sc" sys_per_req min)" || true
-            echo "| best anchor | $(ratio "$t" "${b:-}") (${n:-n/a}) |"
-            summary+=("| $sc (syscalls/req) | | | $(ratio "$t" "${b:-}") (${n:-n/a}) | |")
+            metric_ratios "$sc" sys_per_req syscalls/req
             ;;
         allocs)
             echo "tern built with \`--features alloc-count\`; SIGUSR2 logs the process-wide allocation count."

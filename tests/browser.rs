@@ -123,21 +123,20 @@ impl Driver {
             "/elements",
             Some(json!({"using": "css selector", "value": css})),
         );
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                e.as_object()
-                    .unwrap()
-                    .values()
-                    .next()
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect()
+        v.as_array().unwrap().iter().map(element_id).collect()
     }
+}
+
+/// A WebDriver element reference is an object with one (vendor-named) key: its id.
+fn element_id(e: &Value) -> String {
+    e.as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -205,15 +204,7 @@ fn listing_in_headless_chromium() {
         "/element",
         Some(json!({"using": "link text", "value": "café menu du jour.txt"})),
     );
-    let id = link
-        .as_object()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = element_id(&link);
     d.cmd("POST", &format!("/element/{id}/click"), Some(json!({})));
     let url = d.cmd("GET", "/url", None);
     assert!(

@@ -249,17 +249,7 @@ fn running_out_of_descriptors_is_survived() {
             .spawn()
             .unwrap(),
     );
-    let mut line = String::new();
-    let mut out = child.0.stdout.take().unwrap();
-    let mut b = [0u8; 1];
-    while !line.ends_with('\n') {
-        out.read_exact(&mut b).unwrap();
-        line.push(b[0] as char);
-    }
-    let addr = line
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_string();
+    let addr = listening_addr(&mut child.0.stdout.take().unwrap());
     let pid = child.0.id();
     // 60 clients each send a request (TCP_DEFER_ACCEPT hands over only connections that
     // sent something) and read nothing, so each holds a descriptor: tern runs out.

@@ -296,16 +296,7 @@ fn access_log_formats_and_escaping() {
         .spawn()
         .unwrap();
     let mut out = child.stdout.take().unwrap();
-    let mut first = String::new();
-    let mut b = [0u8; 1];
-    while !first.ends_with('\n') {
-        out.read_exact(&mut b).unwrap();
-        first.push(b[0] as char);
-    }
-    let addr = first
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_string();
+    let addr = listening_addr(&mut out);
     let mut s = TcpStream::connect(&addr).unwrap();
     s.write_all(b"HEAD /a.txt HTTP/1.0\r\n\r\n").unwrap();
     read_to_close(&mut s);

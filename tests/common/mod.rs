@@ -2,7 +2,7 @@
 //! its `listening on` line, talk to it with raw bytes or real clients, kill it on drop.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -82,14 +82,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn tern");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        let addr = listening_addr(&mut child.stdout.take().unwrap())
             .parse()
             .expect("address");
         Server {
@@ -181,6 +174,22 @@ fn rand_suffix() -> u64 {
 }
 
 /// Reads until EOF, a reset or the timeout.
+/// Reads tern's first `listening on http://ADDR` line from its stdout and returns ADDR. It
+/// reads byte by byte, so the caller can go on reading what follows (an access log on `-`).
+pub fn listening_addr(out: &mut impl Read) -> String {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while line.last() != Some(&b'\n') {
+        out.read_exact(&mut b).expect("read listening line");
+        line.push(b[0]);
+    }
+    let line = String::from_utf8(line).expect("UTF-8 listening line");
+    line.trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string()
+}
+
 pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 65536];
