@@ -3,7 +3,7 @@ CARGO ?= cargo
 PORT ?= 8080
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build release test deps check fmt clippy unit bench bench-micro bench-load fuzz soak clean
+.PHONY: run build release test deps check fmt clippy unit bench bench-micro bench-load bench-instr fuzz soak clean
 
 run: release
 	./target/release/tern --listen 127.0.0.1:$(PORT) --access-log - examples/site
@@ -42,6 +42,11 @@ bench-micro:
 
 bench-load:
 	CARGO="$(CARGO)" bash benches/load.sh
+
+# User-space instructions per keep-alive request under callgrind (benches/callgrind.sh;
+# CLIENT=wrk|ab, FLOOR=1 for the reference responder).
+bench-instr:
+	bash benches/callgrind.sh
 
 # Fuzzing (cargo-fuzz on stable via RUSTC_BOOTSTRAP=1): every target for FUZZ_SECONDS,
 # with debug assertions and overflow checks on. New inputs go to fuzz/work/ (not checked
