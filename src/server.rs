@@ -94,7 +94,12 @@ impl Server {
         let nofile = sys::rlimit::raise_nofile().unwrap_or(1024);
         let error_log = ErrorLog::open(cfg.error_log.clone(), cfg.log_level)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot open error log: {e}")))?;
-        let access_log = match &cfg.access_log {
+        let host = &cfg.hosts[cfg.default_host];
+        let route = &host.routes[0];
+        let crate::config::RouteKind::Static(root) = &route.kind else {
+            return Err(io::Error::other("the default host needs a static / route"));
+        };
+        let access_log = match &host.access_log {
             Some((target, format)) => {
                 Some(AccessLog::open(target.clone(), *format).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot open access log: {e}"))
@@ -102,7 +107,6 @@ impl Server {
             }
             None => None,
         };
-        let root = &cfg.root;
         let meta = std::fs::metadata(root)
             .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", root.display())))?;
         if !meta.is_dir() {
@@ -114,9 +118,13 @@ impl Server {
         // Cached descriptors may use at most a quarter of the descriptor limit.
         let mut cache = cfg.cache.clone();
         cache.max_fds = cache.max_fds.min((nofile / 4) as usize);
-        let fs = RealFs::open(root, cfg.mime.clone(), cache.clone())
+        let fs = RealFs::open(root, route.site.mime.clone(), cache.clone())
             .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", root.display())))?;
-        let mut handler = Handler::new(fs, cfg.site.clone(), unix_now());
+        let mut handler = Handler::new(
+            fs,
+            crate::handler::Site::from_options(&route.site, cfg.server_name.as_deref()),
+            unix_now(),
+        );
         handler.access_log = access_log;
         handler.error_log = Some(error_log);
 

@@ -1,16 +1,14 @@
 //! Command-line flags (clap) to [`Config`]. The `--help` text is the reference for every flag
 //! and its default; README's flag table mirrors it.
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use super::Config;
+use super::{Config, Host, Route, RouteKind, SiteOptions};
 use crate::conn::{Limits, Millis};
 use crate::fs::{CacheConfig, MimeTable};
-use crate::handler::Site;
 use crate::log::{Level, LogFormat, LogTarget};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -257,26 +255,19 @@ impl Cli {
             max_head: self.max_request_line as usize + 4 * self.max_header_size as usize,
             ..Limits::default()
         };
-        let site = Site {
-            index: self
-                .index
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| s.as_bytes().into())
-                .collect(),
+        let site = SiteOptions {
+            index: self.index.into_iter().filter(|s| !s.is_empty()).collect(),
             listing: !self.no_listing,
             dotfiles: self.dotfiles,
-            server: (!self.server_name.is_empty()).then(|| self.server_name.as_bytes().into()),
-            cache_control: self
-                .cache_control
-                .filter(|v| !v.is_empty())
-                .map(|v| v.as_bytes().into()),
+            cache_control: self.cache_control.filter(|v| !v.is_empty()),
             max_ranges: self.max_ranges as usize,
             error_pages: self
                 .error_page
                 .into_iter()
-                .map(|(c, p)| (c, p.into_boxed_slice()))
+                .map(|(c, p)| (c, String::from_utf8_lossy(&p).into_owned()))
                 .collect(),
+            headers: Vec::new(),
+            mime: MimeTable::new(self.mime.into_iter().collect(), self.default_type),
         };
         let access_log = self.access_log.map(|p| {
             let format = match self.log_format {
@@ -291,16 +282,19 @@ impl Cli {
             LevelArg::Info => Level::Info,
             LevelArg::Debug => Level::Debug,
         };
-        let mime: HashMap<String, String> = self.mime.into_iter().collect();
+        let root_route = Route {
+            prefix: "/".into(),
+            kind: RouteKind::Static(self.root),
+            site: site.clone(),
+            fallback: None,
+        };
         Config {
-            root: self.root,
+            source: None,
             listen,
             reuse_port: self.reuse_port,
-            site,
             limits,
             max_connections: self.max_connections.max(1),
             shutdown_timeout: self.shutdown_timeout,
-            access_log,
             error_log: LogTarget::parse(&self.error_log),
             log_level,
             cache: CacheConfig {
@@ -308,7 +302,16 @@ impl Cli {
                 precompressed: !self.no_precompressed,
                 ..CacheConfig::default()
             },
-            mime: MimeTable::new(mime, self.default_type),
+            server_name: (!self.server_name.is_empty()).then_some(self.server_name),
+            vhost_dirs: false,
+            hosts: vec![Host {
+                name: String::new(),
+                aliases: Vec::new(),
+                access_log,
+                site,
+                routes: vec![root_route],
+            }],
+            default_host: 0,
         }
     }
 }
@@ -321,16 +324,19 @@ mod tests {
     fn defaults() {
         let c = parse(["tern"]);
         assert_eq!(c.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
-        assert_eq!(c.root, PathBuf::from("."));
+        assert_eq!(
+            c.hosts[0].routes[0].kind,
+            RouteKind::Static(PathBuf::from("."))
+        );
         assert_eq!(c.limits.header_timeout, 10_000);
         assert_eq!(c.limits.keepalive_timeout, 5_000);
         assert_eq!(c.limits.max_field, 16384);
         assert_eq!(c.limits.max_request_line, 8192);
         assert_eq!(c.limits.max_head, 8192 + 4 * 16384);
         assert_eq!(c.max_connections, 10_000);
-        assert!(c.site.listing);
-        assert_eq!(c.site.index.len(), 2);
-        assert!(c.access_log.is_none());
+        assert!(c.hosts[0].site.listing);
+        assert_eq!(c.hosts[0].site.index.len(), 2);
+        assert!(c.hosts[0].access_log.is_none());
     }
 
     #[test]
@@ -364,15 +370,21 @@ mod tests {
             ]
         );
         assert_eq!(
-            c.site.index,
-            vec![b"a.html"[..].into(), b"b.html"[..].into()]
+            c.hosts[0].site.index,
+            vec!["a.html".to_string(), "b.html".to_string()]
         );
-        assert!(!c.site.listing);
+        assert!(!c.hosts[0].site.listing);
         assert_eq!(c.limits.header_timeout, 500);
         assert_eq!(c.limits.keepalive_timeout, 2500);
-        assert!(c.site.server.is_none());
-        assert_eq!(c.access_log, Some((LogTarget::Stdout, LogFormat::Combined)));
-        assert_eq!(c.root, PathBuf::from("site"));
+        assert!(c.server_name.is_none());
+        assert_eq!(
+            c.hosts[0].access_log,
+            Some((LogTarget::Stdout, LogFormat::Combined))
+        );
+        assert_eq!(
+            c.hosts[0].routes[0].kind,
+            RouteKind::Static(PathBuf::from("site"))
+        );
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! Configuration as plain data, validated once at start. [`cli`] builds it from flags.
+//! Configuration as plain, validated data: what the server is built from and rebuilt from on
+//! every reload. [`cli`] reads the flags, [`file`] the TOML file; [`load`] merges them
+//! (flag > file > built-in default) and validates the result. Nothing here opens sockets or
+//! serves anything: the server turns a [`Config`] into listeners and a router.
 pub mod cli;
 
 use std::net::SocketAddr;
@@ -6,21 +9,106 @@ use std::path::PathBuf;
 
 use crate::conn::{Limits, Millis};
 use crate::fs::{CacheConfig, MimeTable};
-use crate::handler::Site;
 use crate::log::{Level, LogFormat, LogTarget};
 
+/// Everything one running configuration needs.
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub root: PathBuf,
+    /// The configuration file this came from (`-c`), read again on SIGHUP.
+    pub source: Option<PathBuf>,
     pub listen: Vec<SocketAddr>,
     pub reuse_port: bool,
-    pub site: Site,
     pub limits: Limits,
     pub max_connections: usize,
     pub shutdown_timeout: Millis,
-    pub access_log: Option<(LogTarget, LogFormat)>,
     pub error_log: LogTarget,
     pub log_level: Level,
     pub cache: CacheConfig,
+    /// `Server` header value; `None` omits the header.
+    pub server_name: Option<String>,
+    /// Comanche mode: a request for host H is served from `ROOT/H/` of the default host's
+    /// `/` route when that directory exists.
+    pub vhost_dirs: bool,
+    /// `hosts[0]` is the top level (named by no host); the others are `[vhost."NAME"]`
+    /// blocks in file order.
+    pub hosts: Vec<Host>,
+    /// Index into `hosts` of the host that requests matching no name go to.
+    pub default_host: usize,
+}
+
+/// One virtual host: the names it answers to and its routes.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// Lower-case name without a trailing dot; empty for the top level.
+    pub name: String,
+    /// Further names: exact (`www.example.com`) or wildcard (`*.example.com`).
+    pub aliases: Vec<String>,
+    /// Where this host's requests are logged (the top level's when not set), and how.
+    pub access_log: Option<(LogTarget, LogFormat)>,
+    /// The host's options (top level merged under it): used for responses that no route
+    /// produced (no route matched, or the request could not be parsed).
+    pub site: SiteOptions,
+    /// The host's routes, prefixes unique; the host's `root` is its `/` route.
+    pub routes: Vec<Route>,
+}
+
+/// `[route."/prefix/"]`: a URL prefix, what serves it, and the options in force under it.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// Starts with `/`. Ends with `/` for a directory route (matches itself and everything
+    /// under it); otherwise a file route (matches only that exact path).
+    pub prefix: String,
+    pub kind: RouteKind,
+    /// The site options in force for this route, already merged: route over host over top
+    /// level over defaults.
+    pub site: SiteOptions,
+    /// Root-relative path served when nothing else matches under a directory route
+    /// (`try_files $uri /index.html`), normalised, without a leading `/`.
+    pub fallback: Option<String>,
+}
+
+/// What a route does. Later kinds (CGI, proxy, store) are further variants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    /// A directory (directory route) or a single file (file route), absolute or relative to
+    /// the working directory, as given (the server canonicalises it when it opens it).
+    Static(PathBuf),
+    /// `redirect = "URL"`, `status = 301 | 302 | 307 | 308`.
+    Redirect { to: String, status: u16 },
+}
+
+/// The options a top level, a host or a route may set; each level's values are merged over
+/// the wider one's before they land here.
+#[derive(Clone, Debug)]
+pub struct SiteOptions {
+    /// Index file names tried in order for a directory.
+    pub index: Vec<String>,
+    pub listing: bool,
+    pub dotfiles: bool,
+    /// `Cache-Control` value added to file responses (200, 206, 304).
+    pub cache_control: Option<String>,
+    /// More ranges than this in one request are answered with the whole file (200).
+    pub max_ranges: usize,
+    /// Status code to a URL path (normalised, no leading `/`) whose file is that error's
+    /// body; resolved through the host's routes when the server builds its router.
+    pub error_pages: Vec<(u16, String)>,
+    /// Extra response headers, validated, in a stable order; a name appears once.
+    pub headers: Vec<(String, String)>,
+    /// Extension to type, with the default type.
     pub mime: MimeTable,
+}
+
+impl Default for SiteOptions {
+    fn default() -> SiteOptions {
+        SiteOptions {
+            index: vec!["index.html".into(), "index.htm".into()],
+            listing: true,
+            dotfiles: false,
+            cache_control: None,
+            max_ranges: 16,
+            error_pages: Vec::new(),
+            headers: Vec::new(),
+            mime: MimeTable::default(),
+        }
+    }
 }

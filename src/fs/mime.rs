@@ -2,7 +2,7 @@
 //! default type. Text types get `; charset=utf-8`.
 use std::collections::HashMap;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MimeTable {
     /// Lower-case extension (no dot) to type, from `--mime EXT=TYPE`.
     overrides: HashMap<String, String>,

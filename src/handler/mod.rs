@@ -30,6 +30,24 @@ pub struct Site {
     pub error_pages: Vec<(u16, Box<[u8]>)>,
 }
 
+impl Site {
+    pub fn from_options(o: &crate::config::SiteOptions, server: Option<&str>) -> Site {
+        Site {
+            index: o.index.iter().map(|s| s.as_bytes().into()).collect(),
+            listing: o.listing,
+            dotfiles: o.dotfiles,
+            server: server.map(|s| s.as_bytes().into()),
+            cache_control: o.cache_control.as_ref().map(|v| v.as_bytes().into()),
+            max_ranges: o.max_ranges,
+            error_pages: o
+                .error_pages
+                .iter()
+                .map(|(c, p)| (*c, p.as_bytes().into()))
+                .collect(),
+        }
+    }
+}
+
 impl Default for Site {
     fn default() -> Site {
         Site {
