@@ -7,7 +7,7 @@ use crate::conn::io::{drive, Turn};
 use crate::conn::memsock::MemSocket;
 use crate::conn::{CloseReason, Conn, Exchange, Limits, Out, Pool, Service};
 use crate::fs::MemFs;
-use crate::handler::{Handler, Site};
+use crate::handler::{Handler, Router, Site};
 use crate::http::{body, conditional, date, negotiate, path, range, request, HttpError};
 
 /// Deterministic pseudo-random numbers from the input's first bytes (xorshift64).
@@ -154,10 +154,11 @@ pub fn conn(data: &[u8]) {
     };
     let handler = Handler::new(
         site(),
-        Site {
+        Router::single(Site {
             cache_control: Some(b"max-age=1"[..].into()),
             ..Site::default()
-        },
+        }),
+        Some("tern"),
         1_700_000_000,
     );
     let mut svc = Recorder {

@@ -3,7 +3,7 @@ use super::io::{drive, Turn};
 use super::memsock::MemSocket;
 use super::*;
 use crate::fs::MemFs;
-use crate::handler::{Handler, Site};
+use crate::handler::{Handler, Router, Site};
 
 struct H {
     conn: Conn,
@@ -49,7 +49,12 @@ impl H {
         H {
             conn: Conn::new("127.0.0.1".parse().unwrap(), 0, &lim),
             sock: MemSocket::new(),
-            h: Handler::new(site(), Site::default(), 1_800_000_000),
+            h: Handler::new(
+                site(),
+                Router::single(Site::default()),
+                Some("tern"),
+                1_800_000_000,
+            ),
             pool: Pool::new(lim.max_head.min(16 * 1024), 4),
             lim,
             now: 0,
@@ -195,7 +200,12 @@ fn pipelined_memory_bodies_leave_in_as_few_sends_as_iovecs_allow() {
         let mut t = H::new();
         let mut fs = site();
         fs.add_file("big.bin", &big, 1_700_000_000);
-        t.h = Handler::new(fs, Site::default(), 1_800_000_000);
+        t.h = Handler::new(
+            fs,
+            Router::single(Site::default()),
+            Some("tern"),
+            1_800_000_000,
+        );
         let one = b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
         t.send(&one.repeat(count));
         let r = t.responses();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::{Body, FileEntry, Fs, FsError, ListEntry, Meta, MimeTable, Node};
+use super::{Body, FileEntry, Fs, FsError, ListEntry, Meta, MimeTable, Node, RootId};
 
 enum MemNode {
     File(Rc<FileEntry>),
@@ -15,7 +15,9 @@ pub struct MemFs {
     nodes: BTreeMap<Vec<u8>, MemNode>,
     mime: MimeTable,
     next_ino: u64,
-    /// Every path passed to `lookup` or `list`, in order.
+    /// Root ids to directories of the tree (root 0 is the whole tree).
+    roots: Vec<Vec<u8>>,
+    /// Every path passed to `lookup` or `list` (joined to its root's directory), in order.
     pub opened: Vec<Vec<u8>>,
     /// Keep the record (off by default to bound memory in long runs).
     pub record: bool,
@@ -43,9 +45,26 @@ impl MemFs {
             nodes,
             mime: MimeTable::default(),
             next_ino: 2,
+            roots: vec![Vec::new()],
             opened: Vec::new(),
             record: false,
         }
+    }
+
+    /// A further root: the directory `dir` of the tree (which need not exist yet).
+    pub fn add_root(&mut self, dir: &str) -> RootId {
+        self.roots.push(dir.trim_matches('/').as_bytes().to_vec());
+        (self.roots.len() - 1) as RootId
+    }
+
+    /// `rel` beneath `root` as a path of the tree.
+    fn join(&self, root: RootId, rel: &[u8]) -> Option<Vec<u8>> {
+        let base = self.roots.get(root as usize)?;
+        Some(match (base.is_empty(), rel.is_empty()) {
+            (true, _) => rel.to_vec(),
+            (false, true) => base.clone(),
+            (false, false) => [&base[..], b"/", rel].concat(),
+        })
     }
 
     /// Adds a file (and its parent directories) with the given contents and mtime.
@@ -120,20 +139,23 @@ impl MemFs {
 }
 
 impl Fs for MemFs {
-    fn lookup(&mut self, rel: &[u8]) -> Result<Node, FsError> {
+    fn lookup(&mut self, root: RootId, rel: &[u8]) -> Result<Node, FsError> {
+        let path = self.join(root, rel).ok_or(FsError::NotFound)?;
         if self.record {
-            self.opened.push(rel.to_vec());
+            self.opened.push(path.clone());
         }
-        match self.nodes.get(rel) {
+        match self.nodes.get(&path) {
             Some(MemNode::File(f)) => Ok(Node::File(Rc::clone(f))),
             Some(MemNode::Dir(m)) => Ok(Node::Dir(*m)),
             None => Err(FsError::NotFound),
         }
     }
 
-    fn list(&mut self, rel: &[u8], out: &mut Vec<ListEntry>) -> Result<(), FsError> {
+    fn list(&mut self, root: RootId, rel: &[u8], out: &mut Vec<ListEntry>) -> Result<(), FsError> {
+        let path = self.join(root, rel).ok_or(FsError::NotFound)?;
+        let rel = &path[..];
         if self.record {
-            self.opened.push(rel.to_vec());
+            self.opened.push(path.clone());
         }
         out.clear();
         if !matches!(self.nodes.get(rel), Some(MemNode::Dir(_))) {

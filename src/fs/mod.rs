@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 pub use mem::MemFs;
 pub use mime::MimeTable;
-pub use real::{CacheConfig, RealFs};
+pub use real::{CacheConfig, FxHasher, RealFs};
 
 use crate::http::date;
 use crate::http::response::push_hex;
@@ -143,13 +143,16 @@ pub struct ListEntry {
     pub mtime: i64,
 }
 
+/// Which document root a path is relative to (a route's directory, a file route's parent).
+pub type RootId = u16;
+
 pub trait Fs {
-    /// Looks up `rel`: relative to the root, no leading `/`, no dot segments; empty is the
-    /// root itself.
-    fn lookup(&mut self, rel: &[u8]) -> Result<Node, FsError>;
+    /// Looks up `rel` beneath `root`: no leading `/`, no dot segments; empty is the root
+    /// itself. An unknown root is `NotFound`.
+    fn lookup(&mut self, root: RootId, rel: &[u8]) -> Result<Node, FsError>;
     /// Lists the directory `rel` into `out` (cleared first), unsorted, including dotfiles.
     /// Entries that resolve outside the root are left out.
-    fn list(&mut self, rel: &[u8], out: &mut Vec<ListEntry>) -> Result<(), FsError>;
+    fn list(&mut self, root: RootId, rel: &[u8], out: &mut Vec<ListEntry>) -> Result<(), FsError>;
 }
 
 #[cfg(test)]

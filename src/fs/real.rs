@@ -15,12 +15,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::{Body, FileEntry, Fs, FsError, ListEntry, Meta, MimeTable, Node, VARIANTS};
+use super::{Body, FileEntry, Fs, FsError, ListEntry, Meta, MimeTable, Node, RootId, VARIANTS};
 use crate::sys::fs::{self as sysfs, Beneath};
 use crate::sys::inotify::{self as ino, Inotify};
 
 /// Bounds of the open-file cache.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Most entries (files and directories) kept; 0 turns the cache off.
     pub max_entries: usize,
@@ -154,16 +154,29 @@ const DIR_MASK: u32 = ino::IN_CREATE
 const FILE_MASK: u32 =
     ino::IN_MODIFY | ino::IN_ATTRIB | ino::IN_CLOSE_WRITE | ino::IN_DELETE_SELF | ino::IN_MOVE_SELF;
 
-pub struct RealFs {
-    root_fd: OwnedFd,
-    root_path: PathBuf,
+/// One document root: a directory held open, its path (for inotify and the `/proc` check),
+/// the MIME table its files are typed with, and what was opened beneath it.
+struct Root {
+    fd: OwnedFd,
+    path: PathBuf,
     mime: MimeTable,
-    cfg: CacheConfig,
     cache: HashMap<Box<[u8]>, Cached, BuildHasherDefault<FxHasher>>,
+}
+
+/// A cached path: which root, and the path relative to it.
+type Key = (RootId, Box<[u8]>);
+
+pub struct RealFs {
+    /// Indexed by [`RootId`]; `None` for a root that a reload dropped (ids are reused).
+    roots: Vec<Option<Root>>,
+    cfg: CacheConfig,
     inotify: Option<Inotify>,
-    dir_by_wd: HashMap<i32, Box<[u8]>>,
-    wd_by_dir: HashMap<Box<[u8]>, i32>,
-    keys_by_wd: HashMap<i32, Vec<Box<[u8]>>>,
+    /// A directory watch may serve several roots (one inode, one watch: a route's directory
+    /// can lie inside another route's).
+    dir_by_wd: HashMap<i32, Vec<Key>>,
+    wd_by_dir: HashMap<Key, i32>,
+    keys_by_wd: HashMap<i32, Vec<Key>>,
+    entries: usize,
     fds_held: usize,
     mem_held: u64,
     cpath: Vec<u8>,
@@ -171,40 +184,110 @@ pub struct RealFs {
 }
 
 impl RealFs {
-    /// Opens the root directory. With the cache on, inotify must be available or the cache
-    /// is turned off (it would otherwise need a `stat` per request to stay correct).
-    pub fn open(root: &Path, mime: MimeTable, cfg: CacheConfig) -> io::Result<RealFs> {
-        let root_path = std::fs::canonicalize(root)?;
-        let root_fd = sysfs::open_dir(&root_path)?;
-        let inotify = if cfg.max_entries > 0 {
-            Inotify::new().ok()
-        } else {
-            None
-        };
-        Ok(RealFs {
-            root_fd,
-            root_path,
-            mime,
+    /// A file system with no roots yet. Caching needs inotify: without it the cache is off
+    /// (it would otherwise need a `stat` per request to stay correct). inotify is set up even
+    /// while the cache is off, so that a reload can turn it on.
+    pub fn new(cfg: CacheConfig) -> RealFs {
+        let inotify = Inotify::new().ok();
+        RealFs {
+            roots: Vec::new(),
             cfg,
-            cache: HashMap::default(),
             inotify,
             dir_by_wd: HashMap::new(),
             wd_by_dir: HashMap::new(),
             keys_by_wd: HashMap::new(),
+            entries: 0,
             fds_held: 0,
             mem_held: 0,
             cpath: Vec::with_capacity(256),
             events: vec![0; 64 * 1024].into_boxed_slice(),
-        })
+        }
     }
 
-    pub fn root_path(&self) -> &Path {
-        &self.root_path
+    /// One root: the common case and the tests' shorthand.
+    pub fn open(root: &Path, mime: MimeTable, cfg: CacheConfig) -> io::Result<RealFs> {
+        let mut fs = RealFs::new(cfg);
+        fs.add_root(root, &mime)?;
+        Ok(fs)
+    }
+
+    /// The id of the directory `path` typed with `mime`: an existing root when one has the
+    /// same real path and table (so its cache is kept across reloads), else a new one.
+    pub fn add_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId> {
+        let real = std::fs::canonicalize(path)?;
+        let found = self.roots.iter().position(|r| {
+            r.as_ref()
+                .is_some_and(|r| r.path == real && r.mime == *mime)
+        });
+        if let Some(i) = found {
+            return Ok(i as RootId);
+        }
+        let fd = sysfs::open_dir(&real)?;
+        let root = Root {
+            fd,
+            path: real,
+            mime: mime.clone(),
+            cache: HashMap::default(),
+        };
+        let slot = self.roots.iter().position(Option::is_none);
+        let id = slot.unwrap_or(self.roots.len());
+        if id > RootId::MAX as usize {
+            return Err(io::Error::other("too many document roots"));
+        }
+        match slot {
+            Some(i) => self.roots[i] = Some(root),
+            None => self.roots.push(Some(root)),
+        }
+        Ok(id as RootId)
+    }
+
+    /// Closes every root not in `keep`, dropping what was cached beneath it.
+    pub fn retain_roots(&mut self, keep: &[RootId]) {
+        for id in 0..self.roots.len() {
+            let id = id as RootId;
+            if self.roots[id as usize].is_some() && !keep.contains(&id) {
+                self.invalidate_tree(id, b"");
+                self.roots[id as usize] = None;
+                let gone: Vec<i32> = self
+                    .dir_by_wd
+                    .iter_mut()
+                    .filter_map(|(wd, dirs)| {
+                        dirs.retain(|(r, _)| *r != id);
+                        dirs.is_empty().then_some(*wd)
+                    })
+                    .collect();
+                for wd in gone {
+                    self.dir_by_wd.remove(&wd);
+                    if let Some(i) = &self.inotify {
+                        i.rm_watch(wd);
+                    }
+                }
+                self.wd_by_dir.retain(|(r, _), _| *r != id);
+            }
+        }
+    }
+
+    /// New cache bounds (a reload): everything cached is dropped when they change.
+    pub fn set_cache_config(&mut self, mut cfg: CacheConfig, nofile: u64) {
+        cfg.max_fds = cfg.max_fds.min((nofile / 4) as usize);
+        if cfg != self.cfg {
+            self.clear();
+            self.cfg = cfg;
+        }
+    }
+
+    /// The real path of a root (for messages and tests).
+    pub fn root_path(&self, id: RootId) -> Option<&Path> {
+        self.root(id).map(|r| r.path.as_path())
+    }
+
+    fn root(&self, id: RootId) -> Option<&Root> {
+        self.roots.get(id as usize).and_then(Option::as_ref)
     }
 
     /// Number of cached entries (for tests and stats).
     pub fn cached(&self) -> usize {
-        self.cache.len()
+        self.entries
     }
 
     /// The inotify descriptor to poll, if caching is on.
@@ -240,34 +323,18 @@ impl RealFs {
         if mask & ino::IN_Q_OVERFLOW != 0 {
             return self.clear();
         }
-        if let Some(dir) = self.dir_by_wd.get(&wd).cloned() {
-            let child: Vec<u8> = if dir.is_empty() {
-                name.to_vec()
-            } else {
-                [&dir[..], b"/", name].concat()
-            };
-            if name.is_empty()
-                || mask & (ino::IN_IGNORED | ino::IN_DELETE_SELF | ino::IN_MOVE_SELF) != 0
-            {
-                // The directory itself changed or went away: everything under it is suspect.
-                self.invalidate_tree(&dir);
-                if mask & ino::IN_IGNORED != 0 {
-                    self.dir_by_wd.remove(&wd);
-                    self.wd_by_dir.remove(&dir);
-                }
-                return;
+        if let Some(dirs) = self.dir_by_wd.get(&wd).cloned() {
+            for (root, dir) in dirs {
+                self.apply_dir_event(root, &dir, mask, name);
             }
-            self.invalidate(&dir);
-            self.invalidate_tree(&child);
-            // A new or removed precompressed variant changes what its original offers.
-            for suffix in [&b".gz"[..], b".br", b".zst"] {
-                if let Some(base) = child.strip_suffix(suffix) {
-                    self.invalidate(base);
+            if mask & ino::IN_IGNORED != 0 {
+                for key in self.dir_by_wd.remove(&wd).unwrap_or_default() {
+                    self.wd_by_dir.remove(&key);
                 }
             }
         } else if let Some(keys) = self.keys_by_wd.get(&wd).cloned() {
-            for key in keys {
-                self.invalidate(&key);
+            for (root, key) in keys {
+                self.invalidate(root, &key);
             }
             if mask & ino::IN_IGNORED != 0 {
                 self.keys_by_wd.remove(&wd);
@@ -275,9 +342,34 @@ impl RealFs {
         }
     }
 
-    /// Drops `key` and everything below it.
-    fn invalidate_tree(&mut self, key: &[u8]) {
-        let doomed: Vec<Box<[u8]>> = self
+    fn apply_dir_event(&mut self, root: RootId, dir: &[u8], mask: u32, name: &[u8]) {
+        if name.is_empty()
+            || mask & (ino::IN_IGNORED | ino::IN_DELETE_SELF | ino::IN_MOVE_SELF) != 0
+        {
+            // The directory itself changed or went away: everything under it is suspect.
+            return self.invalidate_tree(root, dir);
+        }
+        let child: Vec<u8> = if dir.is_empty() {
+            name.to_vec()
+        } else {
+            [dir, b"/", name].concat()
+        };
+        self.invalidate(root, dir);
+        self.invalidate_tree(root, &child);
+        // A new or removed precompressed variant changes what its original offers.
+        for suffix in [&b".gz"[..], b".br", b".zst"] {
+            if let Some(base) = child.strip_suffix(suffix) {
+                self.invalidate(root, base);
+            }
+        }
+    }
+
+    /// Drops `key` and everything below it (everything in the root when `key` is empty).
+    fn invalidate_tree(&mut self, root: RootId, key: &[u8]) {
+        let Some(r) = self.root(root) else {
+            return;
+        };
+        let doomed: Vec<Box<[u8]>> = r
             .cache
             .keys()
             .filter(|k| {
@@ -287,14 +379,20 @@ impl RealFs {
             .cloned()
             .collect();
         for k in doomed {
-            self.invalidate(&k);
+            self.invalidate(root, &k);
         }
     }
 
-    fn invalidate(&mut self, key: &[u8]) {
-        let Some(c) = self.cache.remove(key) else {
+    fn invalidate(&mut self, root: RootId, key: &[u8]) {
+        let Some(c) = self
+            .roots
+            .get_mut(root as usize)
+            .and_then(Option::as_mut)
+            .and_then(|r| r.cache.remove(key))
+        else {
             return;
         };
+        self.entries -= 1;
         if let Node::File(f) = &c.node {
             let (mem, fds) = cost(f);
             self.mem_held -= mem;
@@ -302,7 +400,7 @@ impl RealFs {
         }
         for wd in c.wds {
             if let Some(keys) = self.keys_by_wd.get_mut(&wd) {
-                keys.retain(|k| &**k != key);
+                keys.retain(|(r, k)| *r != root || &**k != key);
                 if keys.is_empty() {
                     self.keys_by_wd.remove(&wd);
                     if let Some(i) = &self.inotify {
@@ -321,23 +419,29 @@ impl RealFs {
             }
         }
         self.keys_by_wd.clear();
-        self.cache.clear();
+        for r in self.roots.iter_mut().flatten() {
+            r.cache.clear();
+        }
+        self.entries = 0;
         self.fds_held = 0;
         self.mem_held = 0;
     }
 
     /// Opens `rel` so that it is guaranteed to lie beneath the root.
-    fn open_contained(&mut self, rel: &[u8]) -> Result<File, FsError> {
+    fn open_contained(&mut self, root: RootId, rel: &[u8]) -> Result<File, FsError> {
+        let Some(r) = self.roots.get(root as usize).and_then(Option::as_ref) else {
+            return Err(FsError::NotFound);
+        };
         let path = c_rel(&mut self.cpath, rel)?;
-        let root = self.root_fd.as_fd();
-        match sysfs::open_beneath(root, path).map_err(FsError::from_io)? {
+        let dir = r.fd.as_fd();
+        match sysfs::open_beneath(dir, path).map_err(FsError::from_io)? {
             Beneath::Opened(f) => Ok(f),
             Beneath::Unsure => {
                 // An absolute symlink, an escape, or no openat2: open, then ask the kernel
                 // where the descriptor really lives.
-                let f = sysfs::open_at(root, path).map_err(FsError::from_io)?;
+                let f = sysfs::open_at(dir, path).map_err(FsError::from_io)?;
                 let real = sysfs::fd_path(f.as_fd()).map_err(|_| FsError::NotFound)?;
-                if real == self.root_path || real.starts_with(&self.root_path) {
+                if real == r.path || real.starts_with(&r.path) {
                     Ok(f)
                 } else {
                     Err(FsError::NotFound)
@@ -347,11 +451,11 @@ impl RealFs {
     }
 
     /// Watches every directory from the root down to `dir` (inclusive).
-    fn watch_dirs(&mut self, dir: &[u8]) -> bool {
+    fn watch_dirs(&mut self, root: RootId, dir: &[u8]) -> bool {
         let mut end = 0;
         loop {
-            let prefix = &dir[..end];
-            if !self.wd_by_dir.contains_key(prefix) && !self.watch_dir(prefix.to_vec()) {
+            let key = (root, Box::<[u8]>::from(&dir[..end]));
+            if !self.wd_by_dir.contains_key(&key) && !self.watch_dir(key) {
                 return false;
             }
             if end == dir.len() {
@@ -364,14 +468,14 @@ impl RealFs {
         }
     }
 
-    fn watch_dir(&mut self, prefix: Vec<u8>) -> bool {
-        let Some(inotify) = &self.inotify else {
+    fn watch_dir(&mut self, key: Key) -> bool {
+        let (Some(inotify), Some(r)) = (&self.inotify, self.root(key.0)) else {
             return false;
         };
-        let mut p = self.root_path.as_os_str().as_bytes().to_vec();
-        if !prefix.is_empty() {
+        let mut p = r.path.as_os_str().as_bytes().to_vec();
+        if !key.1.is_empty() {
             p.push(b'/');
-            p.extend_from_slice(&prefix);
+            p.extend_from_slice(&key.1);
         }
         p.push(0);
         let Ok(c) = CStr::from_bytes_with_nul(&p) else {
@@ -379,8 +483,7 @@ impl RealFs {
         };
         match inotify.add_watch(c, DIR_MASK) {
             Ok(wd) => {
-                let key: Box<[u8]> = prefix.into();
-                self.dir_by_wd.insert(wd, key.clone());
+                self.dir_by_wd.entry(wd).or_default().push(key.clone());
                 self.wd_by_dir.insert(key, wd);
                 true
             }
@@ -396,20 +499,20 @@ impl RealFs {
         inotify.add_watch(c, FILE_MASK).ok()
     }
 
-    fn fill(&mut self, rel: &[u8]) -> Result<Node, FsError> {
+    fn fill(&mut self, root: RootId, rel: &[u8]) -> Result<Node, FsError> {
         let parent = &rel[..memchr::memrchr(b'/', rel).unwrap_or(0)];
         let mut cacheable =
-            self.cfg.max_entries > 0 && self.inotify.is_some() && self.watch_dirs(parent);
+            self.cfg.max_entries > 0 && self.inotify.is_some() && self.watch_dirs(root, parent);
         // Every inode the entry depends on is watched; an event on any drops the entry.
         let mut wds: Vec<i32> = Vec::new();
-        let file = self.open_contained(rel)?;
+        let file = self.open_contained(root, rel)?;
         // Watch first, then read the metadata that is cached, so that any change after
         // the reading produces an event. The kind decides the watch: a directory keeps its
         // path watch for entries coming and going; adding an inode watch on it would
         // replace that watch's mask (inotify keeps one watch per inode).
         let kind = meta_of(&file)?.1;
         match kind {
-            Kind::Dir if cacheable => cacheable = self.watch_dirs(rel),
+            Kind::Dir if cacheable => cacheable = self.watch_dirs(root, rel),
             Kind::File => self.watch_into(&file, &mut wds, &mut cacheable),
             _ => {}
         }
@@ -417,9 +520,9 @@ impl RealFs {
         let node = if meta.1 == Kind::Dir && kind == Kind::Dir {
             Node::Dir(meta.0)
         } else if meta.1 == Kind::File && kind == Kind::File {
-            let mut entry = self.load(rel, file, meta.0, &mut cacheable);
+            let mut entry = self.load(root, rel, file, meta.0, &mut cacheable);
             if self.cfg.precompressed && !VARIANTS.iter().any(|s| rel.ends_with(s)) {
-                self.find_variants(rel, &mut entry, &mut wds, &mut cacheable);
+                self.find_variants(root, rel, &mut entry, &mut wds, &mut cacheable);
             }
             Node::File(Rc::new(entry))
         } else {
@@ -431,7 +534,7 @@ impl RealFs {
             self.drop_unused(&wds);
             return Ok(node);
         }
-        if self.cache.len() >= self.cfg.max_entries {
+        if self.entries >= self.cfg.max_entries {
             // Full: start over. `clear` also removes the watches just added.
             self.clear();
             return Ok(node);
@@ -443,15 +546,21 @@ impl RealFs {
         }
         let key: Box<[u8]> = rel.into();
         for wd in &wds {
-            self.keys_by_wd.entry(*wd).or_default().push(key.clone());
+            self.keys_by_wd
+                .entry(*wd)
+                .or_default()
+                .push((root, key.clone()));
         }
-        self.cache.insert(
-            key,
-            Cached {
-                node: node.clone(),
-                wds,
-            },
-        );
+        if let Some(r) = self.roots.get_mut(root as usize).and_then(Option::as_mut) {
+            self.entries += 1;
+            r.cache.insert(
+                key,
+                Cached {
+                    node: node.clone(),
+                    wds,
+                },
+            );
+        }
         Ok(node)
     }
 
@@ -459,6 +568,7 @@ impl RealFs {
     /// file without variants costs no extra system call per request).
     fn find_variants(
         &mut self,
+        root: RootId,
         rel: &[u8],
         entry: &mut FileEntry,
         wds: &mut Vec<i32>,
@@ -469,7 +579,7 @@ impl RealFs {
             name.clear();
             name.extend_from_slice(rel);
             name.extend_from_slice(suffix);
-            let Ok(file) = self.open_contained(&name) else {
+            let Ok(file) = self.open_contained(root, &name) else {
                 continue;
             };
             if !matches!(meta_of(&file), Ok((_, Kind::File))) {
@@ -479,7 +589,7 @@ impl RealFs {
             let Ok((meta, Kind::File)) = meta_of(&file) else {
                 continue;
             };
-            let mut v = self.load(&name, file, meta, cacheable);
+            let mut v = self.load(root, &name, file, meta, cacheable);
             v.content_type = entry.content_type.clone();
             entry.variants[i] = Some(Rc::new(v));
         }
@@ -498,7 +608,14 @@ impl RealFs {
 
     /// A regular file's entry: small files are read into memory (when they will be cached),
     /// others keep their descriptor for `sendfile`.
-    fn load(&mut self, rel: &[u8], file: File, meta: Meta, cacheable: &mut bool) -> FileEntry {
+    fn load(
+        &mut self,
+        root: RootId,
+        rel: &[u8],
+        file: File,
+        meta: Meta,
+        cacheable: &mut bool,
+    ) -> FileEntry {
         let fits = *cacheable
             && meta.size <= self.cfg.mem_file_max
             && self.mem_held + meta.size <= self.cfg.mem_total;
@@ -511,7 +628,11 @@ impl RealFs {
                 Body::File(Rc::new(file))
             }
         };
-        FileEntry::new(meta, body, self.mime.content_type(rel))
+        let content_type = match self.root(root) {
+            Some(r) => r.mime.content_type(rel),
+            None => MimeTable::default().content_type(rel),
+        };
+        FileEntry::new(meta, body, content_type)
     }
 
     fn drop_unused(&mut self, wds: &[i32]) {
@@ -521,7 +642,7 @@ impl RealFs {
     }
 
     fn drop_watch_if_unused(&mut self, wd: i32) {
-        if !self.keys_by_wd.contains_key(&wd) {
+        if !self.keys_by_wd.contains_key(&wd) && !self.dir_by_wd.contains_key(&wd) {
             if let Some(i) = &self.inotify {
                 i.rm_watch(wd);
             }
@@ -553,16 +674,18 @@ fn read_all(mut f: &File, size: u64) -> Option<Rc<[u8]>> {
 }
 
 impl Fs for RealFs {
-    fn lookup(&mut self, rel: &[u8]) -> Result<Node, FsError> {
-        if let Some(c) = self.cache.get(rel) {
-            return Ok(c.node.clone());
+    fn lookup(&mut self, root: RootId, rel: &[u8]) -> Result<Node, FsError> {
+        if let Some(Some(r)) = self.roots.get(root as usize) {
+            if let Some(c) = r.cache.get(rel) {
+                return Ok(c.node.clone());
+            }
         }
-        self.fill(rel)
+        self.fill(root, rel)
     }
 
-    fn list(&mut self, rel: &[u8], out: &mut Vec<ListEntry>) -> Result<(), FsError> {
+    fn list(&mut self, root: RootId, rel: &[u8], out: &mut Vec<ListEntry>) -> Result<(), FsError> {
         out.clear();
-        let dir = self.open_contained(rel)?;
+        let dir = self.open_contained(root, rel)?;
         let entries = sysfs::read_dir(dir.as_fd()).map_err(FsError::from_io)?;
         let mut child = Vec::with_capacity(rel.len() + 64);
         for e in entries {
@@ -577,7 +700,7 @@ impl Fs for RealFs {
                     child.push(b'/');
                 }
                 child.extend_from_slice(e.name.to_bytes());
-                if self.open_contained(&child).is_err() {
+                if self.open_contained(root, &child).is_err() {
                     continue;
                 }
             }

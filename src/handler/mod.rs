@@ -2,63 +2,64 @@
 //! path under the root, and hands files and directories to [`static_files`]. Error
 //! responses, the access log and the error log are written here, in one place.
 pub mod listing;
+mod redirect;
+pub mod route;
 pub mod static_files;
 
 use std::net::IpAddr;
+use std::rc::Rc;
+
+pub use route::Router;
+use route::{Action, Match, MAX_HOST};
 
 use crate::conn::{CloseReason, Exchange, Out, Service};
-use crate::fs::Fs;
+use crate::fs::{Fs, RootId};
 use crate::http::date::DateCache;
+use crate::http::path::{normalize, split_target};
 use crate::http::response::{self, HeadCtx, Persist};
 use crate::http::{reason_phrase, HttpError, Method, Version};
 use crate::log::{Access, AccessLog, ErrorLog, Level};
 
-/// Site settings the handler needs on every request.
+/// The options of one route (or host) as the handler reads them on every request.
 #[derive(Clone, Debug)]
 pub struct Site {
     /// Index file names tried in order for a directory.
     pub index: Vec<Box<[u8]>>,
     pub listing: bool,
     pub dotfiles: bool,
-    /// `Server` header value; `None` omits the header.
-    pub server: Option<Box<[u8]>>,
     /// `Cache-Control` value added to file responses (200, 206, 304).
     pub cache_control: Option<Box<[u8]>>,
     /// More ranges than this in one request are answered with the whole file (200).
     pub max_ranges: usize,
-    /// Status code to a root-relative path whose file is sent as that error's body.
-    pub error_pages: Vec<(u16, Box<[u8]>)>,
+    /// Status code to the file (root and path beneath it) sent as that error's body.
+    pub error_pages: Vec<(u16, RootId, Box<[u8]>)>,
+    /// Configured response headers, formatted (`Name: value\r\n` each), added to every
+    /// response of the route.
+    pub headers: Box<[u8]>,
 }
 
 impl Site {
-    pub fn from_options(o: &crate::config::SiteOptions, server: Option<&str>) -> Site {
+    /// The options of a config level; error pages are left for the router to resolve.
+    pub fn from_options(o: &crate::config::SiteOptions) -> Site {
+        let mut headers = Vec::new();
+        for (name, value) in &o.headers {
+            response::header(&mut headers, name.as_bytes(), value.as_bytes());
+        }
         Site {
             index: o.index.iter().map(|s| s.as_bytes().into()).collect(),
             listing: o.listing,
             dotfiles: o.dotfiles,
-            server: server.map(|s| s.as_bytes().into()),
             cache_control: o.cache_control.as_ref().map(|v| v.as_bytes().into()),
             max_ranges: o.max_ranges,
-            error_pages: o
-                .error_pages
-                .iter()
-                .map(|(c, p)| (*c, p.as_bytes().into()))
-                .collect(),
+            error_pages: Vec::new(),
+            headers: headers.into(),
         }
     }
 }
 
 impl Default for Site {
     fn default() -> Site {
-        Site {
-            index: vec![b"index.html"[..].into(), b"index.htm"[..].into()],
-            listing: true,
-            dotfiles: false,
-            server: Some(b"tern"[..].into()),
-            cache_control: None,
-            max_ranges: 16,
-            error_pages: Vec::new(),
-        }
+        Site::from_options(&crate::config::SiteOptions::default())
     }
 }
 
@@ -71,12 +72,25 @@ pub struct Sent {
 
 pub struct Handler<F: Fs> {
     pub fs: F,
-    pub site: Site,
+    /// Swapped whole on reload; a request uses the router it started with.
+    pub router: Rc<Router>,
+    /// The options of the route (or host) serving the current request.
+    pub site: Rc<Site>,
     date: DateCache,
-    pub access_log: Option<AccessLog>,
+    server: Option<Box<[u8]>>,
+    /// One per entry of the router's `logs`.
+    pub access_logs: Vec<AccessLog>,
     pub error_log: Option<ErrorLog>,
-    /// Reused buffers: the decoded path, scratch space, listings and generated pages.
+    /// The current request's access log (index into `access_logs`).
+    log: Option<usize>,
+    /// The decoded, normalised path: `path[url..]` is the request's path beneath `/`,
+    /// `path[fs..]` the file-system path beneath `root` (a route's rest of the path, or
+    /// `HOST/path` in vhost_dirs mode).
     path: Vec<u8>,
+    url: usize,
+    fs_at: usize,
+    root: RootId,
+    /// Reused buffers: scratch space, listings and generated pages.
     scratch: Vec<u8>,
     entries: Vec<crate::fs::ListEntry>,
     page: Vec<u8>,
@@ -87,18 +101,26 @@ pub struct Handler<F: Fs> {
 }
 
 impl<F: Fs> Handler<F> {
-    pub fn new(fs: F, site: Site, unix_now: i64) -> Handler<F> {
+    pub fn new(fs: F, router: Router, server: Option<&str>, unix_now: i64) -> Handler<F> {
         let date = DateCache::new(unix_now);
+        let server: Option<Box<[u8]>> = server.map(|s| s.as_bytes().into());
         let mut common = Vec::with_capacity(64);
-        HeadCtx::common(&mut common, date.text(), site.server.as_deref());
+        HeadCtx::common(&mut common, date.text(), server.as_deref());
+        let site = Rc::clone(&router.hosts[router.default].site);
         Handler {
             common,
             fs,
+            router: Rc::new(router),
             site,
             date,
-            access_log: None,
+            server,
+            access_logs: Vec::new(),
             error_log: None,
+            log: None,
             path: Vec::with_capacity(256),
+            url: 0,
+            fs_at: 0,
+            root: 0,
             scratch: Vec::with_capacity(256),
             entries: Vec::new(),
             page: Vec::with_capacity(4096),
@@ -110,12 +132,14 @@ impl<F: Fs> Handler<F> {
     pub fn set_time(&mut self, unix_secs: i64) {
         if unix_secs != self.date.secs() {
             self.date.update(unix_secs);
-            HeadCtx::common(
-                &mut self.common,
-                self.date.text(),
-                self.site.server.as_deref(),
-            );
+            HeadCtx::common(&mut self.common, self.date.text(), self.server.as_deref());
         }
+    }
+
+    /// A new `Server` header value (a reload).
+    pub fn set_server_name(&mut self, server: Option<&str>) {
+        self.server = server.map(|s| s.as_bytes().into());
+        HeadCtx::common(&mut self.common, self.date.text(), self.server.as_deref());
     }
 
     pub fn unix_now(&self) -> i64 {
@@ -123,7 +147,7 @@ impl<F: Fs> Handler<F> {
     }
 
     pub fn flush_logs(&mut self) {
-        if let Some(l) = &mut self.access_log {
+        for l in &mut self.access_logs {
             l.flush();
         }
         if let Some(l) = &mut self.error_log {
@@ -144,9 +168,10 @@ impl<F: Fs> Handler<F> {
         }
     }
 
-    /// Starts a response head with the common headers.
+    /// Starts a response head with the common headers and the route's configured ones.
     fn start(&self, out: &mut Out, status: u16, persist: Persist) {
         response::start(&mut out.buf, status, self.head_ctx(), persist);
+        out.buf.extend_from_slice(&self.site.headers);
     }
 
     /// A fresh multipart boundary: 20 random hex digits.
@@ -171,8 +196,9 @@ impl<F: Fs> Handler<F> {
     /// a small built-in HTML page that never echoes the request. `extra` headers (already
     /// formatted lines) go into the head.
     fn error(&mut self, out: &mut Out, status: u16, persist: Persist, extra: &[u8]) -> Sent {
-        if let Some((_, path)) = self.site.error_pages.iter().find(|(s, _)| *s == status) {
-            if let Ok(crate::fs::Node::File(f)) = self.fs.lookup(path) {
+        let page = self.site.error_pages.iter().find(|e| e.0 == status);
+        if let Some((_, root, path)) = page {
+            if let Ok(crate::fs::Node::File(f)) = self.fs.lookup(*root, path) {
                 self.start(out, status, persist);
                 out.buf.extend_from_slice(extra);
                 response::header(&mut out.buf, b"Content-Type", f.content_type.as_bytes());
@@ -207,53 +233,151 @@ impl<F: Fs> Handler<F> {
         }
     }
 
-    fn route(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> Sent {
-        let target = ex.req.target.get(ex.head);
-        match ex.req.method {
-            Method::Get | Method::Head => {}
-            Method::Options => {
-                // RFC 9110 §9.3.7: OPTIONS (also `OPTIONS *`) describes what is allowed.
-                self.start(out, 200, ex.persist);
-                out.buf
-                    .extend_from_slice(b"Allow: GET, HEAD, OPTIONS\r\nContent-Length: 0\r\n\r\n");
-                return Sent {
-                    status: 200,
-                    body: 0,
-                };
-            }
-            Method::Other => {
-                ex.persist.keep_alive &= !ex.req.has_body();
-                return self.error(out, 501, ex.persist, b"");
-            }
-            // Known methods that static content does not support, TRACE included (never
-            // echoed: it would reflect cookies to scripts).
-            _ => return self.error(out, 405, ex.persist, b"Allow: GET, HEAD, OPTIONS\r\n"),
+    /// The virtual host of a request: the absolute-form target's authority, else `Host`,
+    /// normalised; the default host when none matches (or no host has a name).
+    fn vhost(&self, ex: &Exchange<'_>, target: &[u8], name: &mut [u8; MAX_HOST]) -> (usize, usize) {
+        let router = &self.router;
+        if !router.has_names() {
+            return (router.default, 0);
         }
-        static_files::serve(self, ex, out, target)
+        let raw = route::target_authority(target).or(ex.req.host.map(|h| h.get(ex.head)));
+        let norm = raw.and_then(|r| route::normalize_host(r, name));
+        let len = norm.map_or(0, <[u8]>::len);
+        (router.host(norm), len)
+    }
+
+    /// Routes a request and runs the action of its route.
+    fn dispatch(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> Sent {
+        let target = ex.req.target.get(ex.head);
+        if ex.req.method == Method::Other {
+            ex.persist.keep_alive &= !ex.req.has_body();
+            return self.error(out, 501, ex.persist, b"");
+        }
+        match (ex.req.method, target) {
+            (Method::Options, b"*") => return self.options(out, ex.persist),
+            // CONNECT names an authority, not a path of any host: nothing to route.
+            (Method::Connect, _) => return self.not_allowed(out, ex.persist),
+            _ => {}
+        }
+        let router = Rc::clone(&self.router);
+        let mut name = [0u8; MAX_HOST];
+        let (host_idx, name_len) = self.vhost(ex, target, &mut name);
+        let host = &router.hosts[host_idx];
+        self.log = host.log;
+        self.site = Rc::clone(&host.site);
+        let (path, query) = match split_target(target) {
+            Ok(parts) => parts,
+            Err(e) => return static_files::bad_request(self, ex, out, e.reason()),
+        };
+        let info = match normalize(path, &mut self.path, &mut self.scratch) {
+            Ok(info) => info,
+            Err(e) => return static_files::bad_request(self, ex, out, e.reason()),
+        };
+        let (route, rest) = match host.find(&self.path, info.trailing_slash) {
+            Match::Route { route, rest } => (&host.routes[route], rest),
+            Match::AddSlash => {
+                if !matches!(ex.req.method, Method::Get | Method::Head) {
+                    return self.error(out, 404, ex.persist, b"");
+                }
+                (self.url, self.fs_at) = (0, 0);
+                return static_files::redirect_to_slash(self, ex, out, query);
+            }
+            Match::None => return self.error(out, 404, ex.persist, b""),
+        };
+        self.site = Rc::clone(&route.site);
+        (self.url, self.fs_at) = (0, rest);
+        match &route.action {
+            Action::Redirect { to, status } => redirect::respond(
+                self,
+                ex,
+                out,
+                route,
+                to,
+                *status,
+                path,
+                query,
+                info.trailing_slash,
+            ),
+            _ if !matches!(ex.req.method, Method::Get | Method::Head | Method::Options) => {
+                self.not_allowed(out, ex.persist)
+            }
+            _ if ex.req.method == Method::Options => self.options(out, ex.persist),
+            Action::Static { root } => {
+                self.root = *root;
+                if router.vhost_dirs
+                    && host_idx == router.default
+                    && route.prefix[..] == b"/"[..]
+                    && name_len > 0
+                {
+                    self.rebase_on_host_dir(&name[..name_len]);
+                }
+                static_files::serve(self, ex, out, info, query, route.fallback.as_deref())
+            }
+            Action::File { root, name } => {
+                self.root = *root;
+                static_files::serve_file_route(self, ex, out, name)
+            }
+        }
+    }
+
+    /// RFC 9110 §9.3.7: OPTIONS (also `OPTIONS *`) describes what is allowed.
+    fn options(&mut self, out: &mut Out, persist: Persist) -> Sent {
+        self.start(out, 200, persist);
+        out.buf
+            .extend_from_slice(b"Allow: GET, HEAD, OPTIONS\r\nContent-Length: 0\r\n\r\n");
+        Sent {
+            status: 200,
+            body: 0,
+        }
+    }
+
+    /// Known methods that static content does not support, TRACE included (never echoed: it
+    /// would reflect cookies to scripts).
+    fn not_allowed(&mut self, out: &mut Out, persist: Persist) -> Sent {
+        self.error(out, 405, persist, b"Allow: GET, HEAD, OPTIONS\r\n")
+    }
+
+    /// vhost_dirs: serve from `ROOT/HOST/` when that directory exists (looked up beneath the
+    /// root like any path, so a host name can never lead outside it).
+    fn rebase_on_host_dir(&mut self, host: &[u8]) {
+        if !route::is_dir_name(host) {
+            return;
+        }
+        if let Ok(crate::fs::Node::Dir(_)) = self.fs.lookup(self.root, host) {
+            let mut p = std::mem::take(&mut self.scratch);
+            p.clear();
+            p.extend_from_slice(host);
+            p.push(b'/');
+            p.extend_from_slice(&self.path);
+            std::mem::swap(&mut self.path, &mut p);
+            self.scratch = p;
+            self.url = host.len() + 1;
+            self.fs_at = 0;
+        }
+    }
+
+    fn write_access(&mut self, log: Option<usize>, access: &Access<'_>) {
+        let now = self.date.secs();
+        if let Some(l) = log.and_then(|i| self.access_logs.get_mut(i)) {
+            l.write(now, access);
+        }
     }
 }
 
 impl<F: Fs> Service for Handler<F> {
     fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) {
-        let sent = self.route(ex, out);
-        if self.access_log.is_some() {
+        let sent = self.dispatch(ex, out);
+        if self.log.is_some() {
             let head = ex.head;
-            let line_end = memchr::memchr(b'\n', head).unwrap_or(head.len());
-            let line = head[..line_end]
-                .strip_suffix(b"\r")
-                .unwrap_or(&head[..line_end]);
             let access = Access {
                 peer: ex.peer,
-                request_line: line,
+                request_line: first_line(head),
                 status: sent.status,
                 bytes: sent.body,
                 referer: ex.req.referer.map(|s| s.get(head)),
                 user_agent: ex.req.user_agent.map(|s| s.get(head)),
             };
-            let now = self.date.secs();
-            if let Some(l) = &mut self.access_log {
-                l.write(now, &access);
-            }
+            self.write_access(self.log, &access);
         }
     }
 
@@ -262,23 +386,23 @@ impl<F: Fs> Service for Handler<F> {
             keep_alive: false,
             version: Version::Http11,
         };
+        let host = &self.router.hosts[self.router.default];
+        let log = host.log;
+        self.site = Rc::clone(&host.site);
         let sent = self.error(out, err.status(), persist, b"");
         self.log(
             Level::Info,
             format_args!("{peer}: {} {}", sent.status, err.reason()),
         );
-        let now = self.date.secs();
-        if let Some(l) = &mut self.access_log {
-            let access = Access {
-                peer,
-                request_line: line,
-                status: sent.status,
-                bytes: sent.body,
-                referer: None,
-                user_agent: None,
-            };
-            l.write(now, &access);
-        }
+        let access = Access {
+            peer,
+            request_line: line,
+            status: sent.status,
+            bytes: sent.body,
+            referer: None,
+            user_agent: None,
+        };
+        self.write_access(log, &access);
     }
 
     fn closed(&mut self, reason: CloseReason, peer: IpAddr) {
@@ -293,6 +417,12 @@ impl<F: Fs> Service for Handler<F> {
             );
         }
     }
+}
+
+/// The request line of a head, without its line ending.
+pub fn first_line(head: &[u8]) -> &[u8] {
+    let end = memchr::memchr(b'\n', head).unwrap_or(head.len());
+    head[..end].strip_suffix(b"\r").unwrap_or(&head[..end])
 }
 
 /// A random seed (std's hasher keys come from the OS's random source).

@@ -9,41 +9,76 @@ use crate::conn::{Exchange, Out};
 use crate::fs::{Body, FileEntry, Fs, FsError, ListEntry, Meta, Node};
 use crate::http::conditional::{self, Preconditions, Validators, Verdict};
 use crate::http::negotiate::{self, Coding};
-use crate::http::path::{normalize, split_target};
+use crate::http::path::PathInfo;
 use crate::http::range::{self, ByteRange, RangeOutcome};
 use crate::http::request::{dup, Values};
 use crate::http::{date, response, Method, Request};
 use crate::log::Level;
 
+/// A directory route: the path beneath its root. `info` describes the whole request path;
+/// `fallback` (single-page apps) is served for a path that names nothing.
 pub fn serve<F: Fs>(
     h: &mut Handler<F>,
     ex: &mut Exchange<'_>,
     out: &mut Out,
-    target: &[u8],
+    info: PathInfo,
+    query: Option<&[u8]>,
+    fallback: Option<&[u8]>,
 ) -> Sent {
     let persist = ex.persist;
-    let (path, query) = match split_target(target) {
-        Ok(parts) => parts,
-        Err(e) => return bad_request(h, ex, out, e.reason()),
-    };
-    let info = match normalize(path, &mut h.path, &mut h.scratch) {
-        Ok(info) => info,
-        Err(e) => return bad_request(h, ex, out, e.reason()),
-    };
-    if info.hidden && !h.site.dotfiles {
+    if info.hidden && !h.site.dotfiles && hidden(&h.path[h.url..]) {
         return h.error(out, 404, persist, b"");
     }
-    match h.fs.lookup(&h.path) {
+    match h.fs.lookup(h.root, &h.path[h.fs_at..]) {
         Ok(Node::File(f)) if !info.trailing_slash => file(h, ex, out, &f),
         // "/file.txt/" names a directory that does not exist.
         Ok(Node::File(_)) => h.error(out, 404, persist, b""),
         Ok(Node::Dir(_)) if !info.trailing_slash => redirect_to_slash(h, ex, out, query),
         Ok(Node::Dir(meta)) => directory(h, ex, out, meta),
+        Err(FsError::NotFound) if fallback.is_some() => {
+            let fallback = fallback.unwrap_or_default();
+            match h.fs.lookup(h.root, fallback) {
+                Ok(Node::File(f)) => file(h, ex, out, &f),
+                Ok(Node::Dir(_)) => h.error(out, 404, persist, b""),
+                Err(e) => fs_error(h, ex, out, e),
+            }
+        }
         Err(e) => fs_error(h, ex, out, e),
     }
 }
 
-fn bad_request<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, why: &str) -> Sent {
+/// A file route: exactly one file.
+pub fn serve_file_route<F: Fs>(
+    h: &mut Handler<F>,
+    ex: &mut Exchange<'_>,
+    out: &mut Out,
+    name: &[u8],
+) -> Sent {
+    match h.fs.lookup(h.root, name) {
+        Ok(Node::File(f)) => file(h, ex, out, &f),
+        Ok(Node::Dir(_)) => h.error(out, 404, ex.persist, b""),
+        Err(e) => fs_error(h, ex, out, e),
+    }
+}
+
+/// Whether a path (normalised, beneath `/`) has a segment starting with `.`, other than a
+/// leading `.well-known` (RFC 8615: ACME challenges and other well-known URIs are served
+/// even while dotfiles are hidden).
+pub fn hidden(rel: &[u8]) -> bool {
+    let rest = match rel.strip_prefix(b".well-known") {
+        Some([]) => return false,
+        Some([b'/', rest @ ..]) => rest,
+        _ => rel,
+    };
+    rest.first() == Some(&b'.') || memchr::memmem::find(rest, b"/.").is_some()
+}
+
+pub(super) fn bad_request<F: Fs>(
+    h: &mut Handler<F>,
+    ex: &mut Exchange<'_>,
+    out: &mut Out,
+    why: &str,
+) -> Sent {
     let peer = ex.peer;
     h.log(Level::Info, format_args!("{peer}: 400 {why}"));
     h.error(out, 400, ex.persist, b"")
@@ -51,7 +86,12 @@ fn bad_request<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, 
 
 /// File errors as nginx maps them: missing -> 404, permission -> 403, out of descriptors ->
 /// 503, anything else -> 500 (logged).
-fn fs_error<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, e: FsError) -> Sent {
+pub(super) fn fs_error<F: Fs>(
+    h: &mut Handler<F>,
+    ex: &mut Exchange<'_>,
+    out: &mut Out,
+    e: FsError,
+) -> Sent {
     match e {
         FsError::NotFound => h.error(out, 404, ex.persist, b""),
         FsError::Forbidden => h.error(out, 403, ex.persist, b""),
@@ -69,7 +109,7 @@ fn fs_error<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, e: 
 /// 301 to the same path with a `/` (query kept). The `Location` is rebuilt from the
 /// normalised path, so it always starts with exactly one `/` and can never be read as a
 /// protocol-relative (off-site) URL such as `//evil.example` or `/\evil`.
-fn redirect_to_slash<F: Fs>(
+pub(super) fn redirect_to_slash<F: Fs>(
     h: &mut Handler<F>,
     ex: &mut Exchange<'_>,
     out: &mut Out,
@@ -78,8 +118,9 @@ fn redirect_to_slash<F: Fs>(
     let mut loc = std::mem::take(&mut h.scratch);
     loc.clear();
     loc.extend_from_slice(b"Location: /");
-    listing::push_url_path(&mut loc, &h.path);
-    if !h.path.is_empty() {
+    let url = &h.path[h.url..];
+    listing::push_url_path(&mut loc, url);
+    if !url.is_empty() {
         loc.push(b'/');
     }
     if let Some(q) = query {
@@ -93,14 +134,16 @@ fn redirect_to_slash<F: Fs>(
 }
 
 fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, meta: Meta) -> Sent {
-    for i in 0..h.site.index.len() {
+    let site = Rc::clone(&h.site);
+    for index in &site.index {
+        let dir = &h.path[h.fs_at..];
         h.scratch.clear();
-        h.scratch.extend_from_slice(&h.path);
-        if !h.path.is_empty() {
+        h.scratch.extend_from_slice(dir);
+        if !dir.is_empty() {
             h.scratch.push(b'/');
         }
-        h.scratch.extend_from_slice(&h.site.index[i]);
-        match h.fs.lookup(&h.scratch) {
+        h.scratch.extend_from_slice(index);
+        match h.fs.lookup(h.root, &h.scratch) {
             Ok(Node::File(f)) => return file(h, ex, out, &f),
             Ok(Node::Dir(_)) | Err(FsError::NotFound) => continue,
             Err(e) => return fs_error(h, ex, out, e),
@@ -109,7 +152,7 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, me
     if !h.site.listing {
         return h.error(out, 403, ex.persist, b"");
     }
-    if let Err(e) = h.fs.list(&h.path, &mut h.entries) {
+    if let Err(e) = h.fs.list(h.root, &h.path[h.fs_at..], &mut h.entries) {
         return fs_error(h, ex, out, e);
     }
     if !h.site.dotfiles {
@@ -123,7 +166,7 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, me
     if json {
         listing::json(&mut h.page, &h.entries);
     } else {
-        listing::html(&mut h.page, &h.path, &h.entries);
+        listing::html(&mut h.page, &h.path[h.url..], &h.entries);
     }
     // Validators describe the listing itself: its bytes (which change when an entry's size
     // or time does, though the directory's mtime does not) and its newest time.
@@ -141,7 +184,7 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, me
     match conditional::evaluate(&preconditions(req, head).as_ref(), &val, true) {
         Verdict::NotModified => {
             h.start(out, 304, ex.persist);
-            validator_headers(&mut out.buf, &val, None, b"Vary: Accept\r\n");
+            validator_headers(&mut out.buf, &val, b"Vary: Accept\r\n");
             response::end(&mut out.buf);
             return Sent {
                 status: 304,
@@ -159,7 +202,7 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, me
         buf.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
     }
     response::content_length(buf, h.page.len() as u64);
-    validator_headers(buf, &val, None, b"Vary: Accept\r\n");
+    validator_headers(buf, &val, b"Vary: Accept\r\n");
     response::end(buf);
     out.push_bytes(&h.page);
     Sent {
@@ -268,8 +311,8 @@ fn file<F: Fs>(
         Verdict::NotModified => {
             // RFC 9110 §15.4.5: the validators and caching headers a 200 would carry.
             h.start(out, 304, ex.persist);
-            validator_headers(&mut out.buf, &val, h.site.cache_control.as_deref(), vary);
-            response::end(&mut out.buf);
+            validator_headers(&mut out.buf, &val, vary);
+            finish(&mut out.buf, h.site.cache_control.as_deref());
             return Sent {
                 status: 304,
                 body: 0,
@@ -316,7 +359,6 @@ fn file<F: Fs>(
         .first()
         .copied()
         .unwrap_or(ByteRange { start: 0, end: len });
-    let cc = h.site.cache_control.as_deref();
     if status == 206 {
         entity_headers(
             &mut out.buf,
@@ -325,7 +367,6 @@ fn file<F: Fs>(
             len,
             Some(part),
             &val,
-            cc,
             vary,
         );
     } else if rep.meta.mtime <= h.unix_now() {
@@ -333,23 +374,15 @@ fn file<F: Fs>(
         // of this file, so it is formatted once and copied.
         let block = rep.head_200.get_or_init(|| {
             let mut b = Vec::with_capacity(256);
-            entity_headers(&mut b, &f.content_type, coding, len, None, &val, cc, vary);
+            entity_headers(&mut b, &f.content_type, coding, len, None, &val, vary);
             b.into_boxed_slice()
         });
         out.buf.extend_from_slice(block);
     } else {
         // A future mtime makes Last-Modified follow the clock: not cacheable.
-        entity_headers(
-            &mut out.buf,
-            &f.content_type,
-            coding,
-            len,
-            None,
-            &val,
-            cc,
-            vary,
-        );
+        entity_headers(&mut out.buf, &f.content_type, coding, len, None, &val, vary);
     }
+    finish(&mut out.buf, h.site.cache_control.as_deref());
     push_body(out, rep, part);
     Sent {
         status,
@@ -361,10 +394,10 @@ fn file<F: Fs>(
     }
 }
 
-/// The representation's headers, ending the head: type, coding, length, range, validators,
-/// caching, `Vary`, `Accept-Ranges`. `len` is the representation's length, `range` the part
-/// a 206 sends.
-#[allow(clippy::too_many_arguments)]
+/// The representation's headers: type, coding, length, range, validators, `Vary`,
+/// `Accept-Ranges`. `len` is the representation's length, `range` the part a 206 sends. The
+/// caller ends the head with [`finish`] (the route's `Cache-Control` is not part of what a
+/// file caches, since routes sharing a directory may differ in it).
 fn entity_headers(
     buf: &mut Vec<u8>,
     content_type: &str,
@@ -372,7 +405,6 @@ fn entity_headers(
     len: u64,
     range: Option<ByteRange>,
     val: &Validators<'_>,
-    cache_control: Option<&[u8]>,
     vary: &[u8],
 ) {
     response::header(buf, b"Content-Type", content_type.as_bytes());
@@ -386,24 +418,23 @@ fn entity_headers(
         }
         None => response::content_length(buf, len),
     }
-    validator_headers(buf, val, cache_control, vary);
+    validator_headers(buf, val, vary);
     buf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
-    response::end(buf);
 }
 
-/// `Last-Modified`, `ETag`, then `Cache-Control` and `Vary` when configured / needed.
-fn validator_headers(
-    buf: &mut Vec<u8>,
-    val: &Validators<'_>,
-    cache_control: Option<&[u8]>,
-    vary: &[u8],
-) {
+/// `Last-Modified`, `ETag`, then `Vary` when needed.
+fn validator_headers(buf: &mut Vec<u8>, val: &Validators<'_>, vary: &[u8]) {
     response::header(buf, b"Last-Modified", &date::format(val.last_modified));
     response::header(buf, b"ETag", val.etag);
+    buf.extend_from_slice(vary);
+}
+
+/// Ends a head that may carry the route's `Cache-Control`.
+fn finish(buf: &mut Vec<u8>, cache_control: Option<&[u8]>) {
     if let Some(cc) = cache_control {
         response::header(buf, b"Cache-Control", cc);
     }
-    buf.extend_from_slice(vary);
+    response::end(buf);
 }
 
 fn push_content_range(buf: &mut Vec<u8>, r: ByteRange, len: u64) {
@@ -466,9 +497,9 @@ fn multipart<F: Fs>(
         response::header(buf, b"Content-Encoding", c.token().as_bytes());
     }
     response::content_length(buf, total);
-    validator_headers(buf, val, h.site.cache_control.as_deref(), vary);
+    validator_headers(buf, val, vary);
     buf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
-    response::end(buf);
+    finish(buf, h.site.cache_control.as_deref());
     for (r, (s, e)) in ranges.iter().zip(heads) {
         out.push_bytes(&h.page[s..e]);
         push_body(out, rep, *r);

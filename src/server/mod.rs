@@ -15,14 +15,19 @@ use slab::Slab;
 use crate::config::Config;
 use crate::conn::io::{drive, Turn};
 use crate::conn::{Conn, Limits, Millis, Pool};
-use crate::fs::RealFs;
-use crate::handler::Handler;
+use crate::fs::{RealFs, RootId};
+use crate::handler::{Handler, Router};
 use crate::log::{AccessLog, ErrorLog, Level};
 use crate::sys;
+
+mod reload;
 
 const SIGNALS: Token = Token(0);
 const NOTIFY: Token = Token(1);
 const FIRST_LISTENER: usize = 2;
+/// Token of connection slab key 0: listeners take the tokens below (they come and go with
+/// reloads, so connections cannot simply follow them).
+const CONN_BASE: usize = 1 << 16;
 
 /// How often deadlines are checked.
 const SWEEP_EVERY: Millis = 250;
@@ -35,6 +40,15 @@ const ACCEPT_BATCH: usize = 256;
 /// Connections accepted before they are served (see `Server::accept`).
 const ACCEPT_GROUP: usize = 16;
 
+/// Reads the configuration again (the file and the flags), or says everything wrong with it.
+pub type Reloader = Box<dyn Fn() -> Result<Config, Vec<String>>>;
+
+/// A listening socket and the address it was configured as (how a reload recognises it).
+struct Listener {
+    addr: SocketAddr,
+    sock: TcpListener,
+}
+
 struct Slot {
     conn: Conn,
     sock: TcpStream,
@@ -44,7 +58,7 @@ struct Slot {
 
 pub struct Server {
     poll: Poll,
-    listeners: Vec<TcpListener>,
+    listeners: Slab<Listener>,
     conns: Slab<Slot>,
     pool: Pool,
     handler: Handler<RealFs>,
@@ -64,8 +78,8 @@ pub struct Server {
     accepted_this_turn: usize,
     shutdown_deadline: Option<Millis>,
     shutdown_grace: Millis,
-    /// Token of slab key 0; fixed at start (listeners are dropped at shutdown).
-    conn_base: usize,
+    nofile: u64,
+    reloader: Option<Reloader>,
     next_sweep: Millis,
     next_flush: Millis,
 }
@@ -89,43 +103,41 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Opens each access log a router names, in its order.
+fn open_access_logs(router: &Router) -> io::Result<Vec<AccessLog>> {
+    router
+        .logs
+        .iter()
+        .map(|(target, format)| {
+            AccessLog::open(target.clone(), *format).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot open access log {target:?}: {e}"))
+            })
+        })
+        .collect()
+}
+
+/// Builds the router of `cfg` over `fs`; on failure closes whatever roots it added (those
+/// not in `keep`).
+fn build_router(cfg: &Config, fs: &mut RealFs, keep: &[RootId]) -> io::Result<Router> {
+    Router::build(cfg, fs).map_err(|e| {
+        fs.retain_roots(keep);
+        io::Error::other(e)
+    })
+}
+
 impl Server {
     pub fn new(cfg: &Config, listeners: Vec<TcpListener>) -> io::Result<Server> {
         let nofile = sys::rlimit::raise_nofile().unwrap_or(1024);
         let error_log = ErrorLog::open(cfg.error_log.clone(), cfg.log_level)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot open error log: {e}")))?;
-        let host = &cfg.hosts[cfg.default_host];
-        let route = &host.routes[0];
-        let crate::config::RouteKind::Static(root) = &route.kind else {
-            return Err(io::Error::other("the default host needs a static / route"));
-        };
-        let access_log = match &host.access_log {
-            Some((target, format)) => {
-                Some(AccessLog::open(target.clone(), *format).map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot open access log: {e}"))
-                })?)
-            }
-            None => None,
-        };
-        let meta = std::fs::metadata(root)
-            .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", root.display())))?;
-        if !meta.is_dir() {
-            return Err(io::Error::other(format!(
-                "root {} is not a directory",
-                root.display()
-            )));
-        }
         // Cached descriptors may use at most a quarter of the descriptor limit.
         let mut cache = cfg.cache.clone();
         cache.max_fds = cache.max_fds.min((nofile / 4) as usize);
-        let fs = RealFs::open(root, route.site.mime.clone(), cache.clone())
-            .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", root.display())))?;
-        let mut handler = Handler::new(
-            fs,
-            crate::handler::Site::from_options(&route.site, cfg.server_name.as_deref()),
-            unix_now(),
-        );
-        handler.access_log = access_log;
+        let mut fs = RealFs::new(cache.clone());
+        let router = build_router(cfg, &mut fs, &[])?;
+        let access_logs = open_access_logs(&router)?;
+        let mut handler = Handler::new(fs, router, cfg.server_name.as_deref(), unix_now());
+        handler.access_logs = access_logs;
         handler.error_log = Some(error_log);
 
         // Like nginx, warn rather than refuse when connections may outnumber descriptors:
@@ -158,22 +170,16 @@ impl Server {
             poll.registry()
                 .register(&mut SourceFd(&fd.as_raw_fd()), NOTIFY, Interest::READABLE)?;
         }
-        let mut listeners = listeners;
-        for (i, l) in listeners.iter_mut().enumerate() {
-            poll.registry()
-                .register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
-        }
         let lim = cfg.limits.clone();
-        let conn_base = FIRST_LISTENER + listeners.len();
-        Ok(Server {
-            conn_base,
+        let mut server = Server {
             poll,
-            listeners,
+            listeners: Slab::new(),
             conns: Slab::new(),
             pool: Pool::new(lim.max_head.min(16 * 1024), 1024),
             handler,
             lim,
             max_conns,
+            nofile,
             signals,
             epoch: Instant::now(),
             accept_pending: true,
@@ -186,13 +192,38 @@ impl Server {
             shutdown_grace: cfg.shutdown_timeout,
             next_sweep: SWEEP_EVERY,
             next_flush: FLUSH_EVERY,
-        })
+            reloader: None,
+        };
+        for (addr, l) in cfg.listen.iter().zip(listeners) {
+            server.add_listener(*addr, l)?;
+        }
+        Ok(server)
+    }
+
+    /// What SIGHUP calls to read the configuration again (without one, SIGHUP only reopens
+    /// the logs).
+    pub fn set_reloader(&mut self, f: Reloader) {
+        self.reloader = Some(f);
+    }
+
+    fn add_listener(&mut self, addr: SocketAddr, mut l: TcpListener) -> io::Result<()> {
+        let entry = self.listeners.vacant_entry();
+        if entry.key() + FIRST_LISTENER >= CONN_BASE {
+            return Err(io::Error::other("too many listeners"));
+        }
+        self.poll.registry().register(
+            &mut l,
+            Token(FIRST_LISTENER + entry.key()),
+            Interest::READABLE,
+        )?;
+        entry.insert(Listener { addr, sock: l });
+        Ok(())
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|(_, l)| l.sock.local_addr().ok())
             .collect()
     }
 
@@ -222,7 +253,7 @@ impl Server {
             if events.iter().any(|e| e.token() == NOTIFY) {
                 self.handler.fs.on_notify();
             }
-            let base = self.conn_base;
+            let base = CONN_BASE;
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
@@ -299,7 +330,7 @@ impl Server {
         if turn != Turn::Close && !slot.registered {
             // Edge-triggered registration reports readiness that exists at this moment, so
             // nothing that arrived since the last read is missed.
-            let token = Token(self.conn_base + key);
+            let token = Token(CONN_BASE + key);
             let interest = Interest::READABLE | Interest::WRITABLE;
             if self
                 .poll
@@ -366,7 +397,11 @@ impl Server {
     /// accepting in this turn (the group filled up and the turn's budget is not spent).
     fn accept_batch(&mut self, now: Millis) -> bool {
         self.accept_pending = false;
-        for i in 0..self.listeners.len() {
+        // Listener keys are few and small; walking the slab's capacity allocates nothing.
+        for i in 0..self.listeners.capacity() {
+            if !self.listeners.contains(i) {
+                continue;
+            }
             loop {
                 if self.conns.len() >= self.max_conns {
                     // At the limit: leave the rest in the kernel queue; a close re-arms us.
@@ -382,7 +417,7 @@ impl Server {
                     }
                     return true;
                 }
-                match self.listeners[i].accept() {
+                match self.listeners[i].sock.accept() {
                     Ok((sock, peer)) => self.add(sock, peer, now),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e)
@@ -456,24 +491,9 @@ impl Server {
                         format_args!("allocation counting needs --features alloc-count"),
                     ),
                 },
+                libc::SIGHUP => self.reload(),
                 _ => self.reopen_logs(),
             }
-        }
-    }
-
-    fn reopen_logs(&mut self) {
-        let mut failed = None;
-        if let Some(l) = &mut self.handler.access_log {
-            failed = l.reopen().err();
-        }
-        if let Some(l) = &mut self.handler.error_log {
-            let _ = l.reopen();
-        }
-        match failed {
-            Some(e) => self
-                .handler
-                .log(Level::Error, format_args!("reopening access log: {e}")),
-            None => self.handler.log(Level::Info, format_args!("logs reopened")),
         }
     }
 
@@ -481,8 +501,8 @@ impl Server {
     /// response, for at most the grace period.
     fn begin_shutdown(&mut self, now: Millis) {
         self.handler.log(Level::Info, format_args!("shutting down"));
-        for mut l in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut l);
+        for mut l in self.listeners.drain() {
+            let _ = self.poll.registry().deregister(&mut l.sock);
         }
         self.shutdown_deadline = Some(now + self.shutdown_grace);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();

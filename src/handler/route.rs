@@ -1,0 +1,642 @@
+//! The router: which virtual host a request is for, and which of its routes serves the
+//! path. Built once from a [`Config`] (and again on every reload), then only read. Matching
+//! allocates nothing and costs a few hash probes: host names are normalised into a stack
+//! buffer and looked up exactly, then by wildcard; a path is matched by looking up its own
+//! bytes (a file route) and each of its directory prefixes from the longest down (directory
+//! routes), skipping prefix lengths no route has.
+//!
+//! Each route carries an [`Action`]; later kinds of route (CGI, proxy, store) are further
+//! variants, handled by a module of their own.
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::io;
+use std::path::Path;
+use std::rc::Rc;
+
+use super::Site;
+use crate::config::{Config, RouteKind};
+use crate::fs::{FxHasher, MimeTable, RootId};
+use crate::http::path::normalize;
+use crate::log::{LogFormat, LogTarget};
+
+type FxMap<V> = HashMap<Box<[u8]>, V, BuildHasherDefault<FxHasher>>;
+
+/// Longest host name looked up; longer ones go to the default host (DNS names are at most
+/// 253 bytes).
+pub const MAX_HOST: usize = 255;
+
+/// Where document roots come from: the real file system, or an in-memory tree for tests.
+pub trait Roots {
+    /// The id of the directory `path`, its files typed with `mime`.
+    fn add_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId>;
+}
+
+impl Roots for crate::fs::RealFs {
+    fn add_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId> {
+        crate::fs::RealFs::add_root(self, path, mime)
+    }
+}
+
+/// In memory, a root is a directory of the one tree, named by the path as a string.
+impl Roots for crate::fs::MemFs {
+    fn add_root(&mut self, path: &Path, _mime: &MimeTable) -> io::Result<RootId> {
+        Ok(crate::fs::MemFs::add_root(self, &path.to_string_lossy()))
+    }
+}
+
+/// What a matched route does.
+#[derive(Debug)]
+pub enum Action {
+    /// Files beneath a directory; the rest of the path after the prefix is looked up.
+    Static { root: RootId },
+    /// One file: `name` in the directory `root`.
+    File { root: RootId, name: Box<[u8]> },
+    /// `Location: to` (plus the rest of the path and the query when `to` ends with `/`).
+    Redirect { to: Box<[u8]>, status: u16 },
+}
+
+#[derive(Debug)]
+pub struct Route {
+    /// As configured: `/`, `/img/`, `/users`.
+    pub prefix: Box<[u8]>,
+    pub action: Action,
+    pub site: Rc<Site>,
+    /// For directory routes: a path beneath the route's root served when nothing else is.
+    pub fallback: Option<Box<[u8]>>,
+}
+
+impl Route {
+    /// Whether the prefix is a directory route's (`/` at the end).
+    pub fn is_dir(&self) -> bool {
+        self.prefix.last() == Some(&b'/')
+    }
+}
+
+/// One virtual host's routes.
+#[derive(Debug)]
+pub struct Vhost {
+    /// Options for responses no route produced (no match; unparsable requests).
+    pub site: Rc<Site>,
+    /// Index into [`Router::logs`] of this host's access log.
+    pub log: Option<usize>,
+    pub routes: Vec<Route>,
+    /// The `/` route.
+    root_route: Option<usize>,
+    /// Directory routes other than `/`, keyed by the prefix without its slashes (`img` for
+    /// `/img/`, `a/b` for `/a/b/`): the form of a normalised path.
+    dirs: FxMap<usize>,
+    /// Bit `n` set when some key of `dirs` is `n` bytes long (bit 63: 63 or longer).
+    dir_lens: u64,
+    /// File routes keyed the same way (`users` for `/users`).
+    files: FxMap<usize>,
+}
+
+/// What a normalised path matches on one host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Match {
+    /// `routes[route]`; the rest of the path (beneath the route) starts at `rest`.
+    Route {
+        route: usize,
+        rest: usize,
+    },
+    /// The path names a directory route without its trailing slash: 301 to `path/`.
+    AddSlash,
+    None,
+}
+
+fn len_bit(n: usize) -> u64 {
+    1 << n.min(63)
+}
+
+impl Vhost {
+    /// Matches `rel` (a normalised path: no leading `/`, see [`normalize`]); `dir` says the
+    /// request path ended in `/`. The longest matching prefix wins; directory routes match
+    /// on whole segments only, so `/img/` never matches `/imgx`.
+    pub fn find(&self, rel: &[u8], dir: bool) -> Match {
+        if !dir && !self.files.is_empty() {
+            if let Some(&route) = self.files.get(rel) {
+                return Match::Route {
+                    route,
+                    rest: rel.len(),
+                };
+            }
+        }
+        if !self.dirs.is_empty() && !rel.is_empty() {
+            if self.dir_lens & len_bit(rel.len()) != 0 {
+                if let Some(&route) = self.dirs.get(rel) {
+                    if !dir {
+                        return Match::AddSlash;
+                    }
+                    return Match::Route {
+                        route,
+                        rest: rel.len(),
+                    };
+                }
+            }
+            let mut end = rel.len();
+            while let Some(i) = memchr::memrchr(b'/', &rel[..end]) {
+                if self.dir_lens & len_bit(i) != 0 {
+                    if let Some(&route) = self.dirs.get(&rel[..i]) {
+                        return Match::Route { route, rest: i + 1 };
+                    }
+                }
+                end = i;
+            }
+        }
+        match self.root_route {
+            Some(route) => Match::Route { route, rest: 0 },
+            None => Match::None,
+        }
+    }
+}
+
+pub struct Router {
+    pub hosts: Vec<Vhost>,
+    exact: FxMap<usize>,
+    /// `*.example.com` as `.example.com`, longest first.
+    wild: Vec<(Box<[u8]>, usize)>,
+    pub default: usize,
+    /// Comanche mode: the default host's `/` route serves `ROOT/HOST/` when it exists.
+    pub vhost_dirs: bool,
+    /// The distinct access logs hosts write to.
+    pub logs: Vec<(LogTarget, LogFormat)>,
+}
+
+impl Router {
+    /// Builds the router of `cfg`, registering each route's directory with `fs`. Fails on a
+    /// directory that cannot be opened or an error page no static route serves.
+    pub fn build<R: Roots>(cfg: &Config, fs: &mut R) -> Result<Router, String> {
+        let mut router = Router {
+            hosts: Vec::with_capacity(cfg.hosts.len()),
+            exact: FxMap::default(),
+            wild: Vec::new(),
+            default: cfg.default_host,
+            vhost_dirs: cfg.vhost_dirs,
+            logs: Vec::new(),
+        };
+        let top_log = cfg.hosts.first().and_then(|h| h.access_log.clone());
+        for (i, host) in cfg.hosts.iter().enumerate() {
+            let log = host
+                .access_log
+                .clone()
+                .or_else(|| top_log.clone())
+                .map(|l| match router.logs.iter().position(|x| x.0 == l.0) {
+                    Some(i) => i,
+                    None => {
+                        router.logs.push(l);
+                        router.logs.len() - 1
+                    }
+                });
+            let mut vhost = build_vhost(host, fs)?;
+            vhost.log = log;
+            router.hosts.push(vhost);
+            for name in std::iter::once(&host.name).chain(&host.aliases) {
+                if name.is_empty() {
+                    continue;
+                }
+                match name.strip_prefix('*') {
+                    Some(suffix) => router.wild.push((suffix.as_bytes().into(), i)),
+                    None => {
+                        router.exact.insert(name.as_bytes().into(), i);
+                    }
+                }
+            }
+        }
+        router.wild.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+        Ok(router)
+    }
+
+    /// One host whose `/` route serves root 0 with `site` (tests and fuzzing).
+    pub fn single(site: Site) -> Router {
+        let site = Rc::new(site);
+        let route = Route {
+            prefix: b"/"[..].into(),
+            action: Action::Static { root: 0 },
+            site: Rc::clone(&site),
+            fallback: None,
+        };
+        Router {
+            hosts: vec![Vhost {
+                site,
+                log: None,
+                routes: vec![route],
+                root_route: Some(0),
+                dirs: FxMap::default(),
+                dir_lens: 0,
+                files: FxMap::default(),
+            }],
+            exact: FxMap::default(),
+            wild: Vec::new(),
+            default: 0,
+            vhost_dirs: false,
+            logs: Vec::new(),
+        }
+    }
+
+    /// The host a normalised name (see [`normalize_host`]) is for: exact names first, then
+    /// the longest matching wildcard, then the default host.
+    pub fn host(&self, name: Option<&[u8]>) -> usize {
+        let Some(name) = name else {
+            return self.default;
+        };
+        if let Some(&i) = self.exact.get(name) {
+            return i;
+        }
+        for (suffix, i) in &self.wild {
+            if name.len() > suffix.len() && name.ends_with(suffix) {
+                return *i;
+            }
+        }
+        self.default
+    }
+
+    /// Whether any host has a name (so the `Host` header needs looking at).
+    pub fn has_names(&self) -> bool {
+        !self.exact.is_empty() || !self.wild.is_empty() || self.vhost_dirs
+    }
+
+    /// Every root this router uses (to close the others after a reload).
+    pub fn roots(&self) -> Vec<RootId> {
+        let mut v = Vec::new();
+        for h in &self.hosts {
+            let sites = std::iter::once(&h.site).chain(h.routes.iter().map(|r| &r.site));
+            for s in sites {
+                v.extend(s.error_pages.iter().map(|e| e.1));
+            }
+            for r in &h.routes {
+                match r.action {
+                    Action::Static { root } | Action::File { root, .. } => v.push(root),
+                    Action::Redirect { .. } => {}
+                }
+            }
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost, String> {
+    let mut v = Vhost {
+        site: Rc::new(Site::from_options(&host.site)),
+        log: None,
+        routes: Vec::with_capacity(host.routes.len()),
+        root_route: None,
+        dirs: FxMap::default(),
+        dir_lens: 0,
+        files: FxMap::default(),
+    };
+    for r in &host.routes {
+        let is_dir = r.prefix.ends_with('/');
+        let action = match &r.kind {
+            RouteKind::Static(path) if is_dir => Action::Static {
+                root: add_root(fs, path, &r.site.mime)?,
+            },
+            RouteKind::Static(path) => {
+                let (dir, name) = match (path.parent(), path.file_name()) {
+                    (Some(d), Some(n)) => (
+                        if d.as_os_str().is_empty() {
+                            Path::new(".")
+                        } else {
+                            d
+                        },
+                        n,
+                    ),
+                    _ => {
+                        return Err(format!(
+                            "route {}: {} is not a file",
+                            r.prefix,
+                            path.display()
+                        ))
+                    }
+                };
+                use std::os::unix::ffi::OsStrExt;
+                Action::File {
+                    root: add_root(fs, dir, &r.site.mime)?,
+                    name: name.as_bytes().into(),
+                }
+            }
+            RouteKind::Redirect { to, status } => Action::Redirect {
+                to: to.as_bytes().into(),
+                status: *status,
+            },
+        };
+        let idx = v.routes.len();
+        let key: Box<[u8]> = r.prefix.trim_matches('/').as_bytes().into();
+        if r.prefix == "/" {
+            v.root_route = Some(idx);
+        } else if is_dir {
+            v.dir_lens |= len_bit(key.len());
+            v.dirs.insert(key, idx);
+        } else {
+            v.files.insert(key, idx);
+        }
+        v.routes.push(Route {
+            prefix: r.prefix.as_bytes().into(),
+            action,
+            site: Rc::new(Site::from_options(&r.site)),
+            fallback: r.fallback.as_ref().map(|f| f.as_bytes().into()),
+        });
+    }
+    // Error pages are URL paths of this host: resolve each through its routes once.
+    let mut resolved = Vec::with_capacity(v.routes.len() + 1);
+    for opts in std::iter::once(&host.site).chain(host.routes.iter().map(|r| &r.site)) {
+        let mut pages = Vec::with_capacity(opts.error_pages.len());
+        for (code, path) in &opts.error_pages {
+            match resolve_static(&v, path.as_bytes()) {
+                Some((root, rel)) => pages.push((*code, root, rel)),
+                None => {
+                    return Err(format!(
+                        "error_page {code} = \"/{path}\": no static route of this host serves it"
+                    ))
+                }
+            }
+        }
+        resolved.push(pages);
+    }
+    let mut resolved = resolved.into_iter();
+    if let Some(p) = resolved.next() {
+        Rc::make_mut(&mut v.site).error_pages = p;
+    }
+    for (route, p) in v.routes.iter_mut().zip(resolved) {
+        Rc::make_mut(&mut route.site).error_pages = p;
+    }
+    Ok(v)
+}
+
+/// The root and path a URL path (normalised, no leading `/`) names through `v`'s static
+/// routes.
+fn resolve_static(v: &Vhost, rel: &[u8]) -> Option<(RootId, Box<[u8]>)> {
+    let (mut norm, mut scratch) = (Vec::new(), Vec::new());
+    normalize(&[b"/", rel].concat(), &mut norm, &mut scratch).ok()?;
+    match v.find(&norm, false) {
+        Match::Route { route, rest } => match &v.routes[route].action {
+            Action::Static { root } => Some((*root, norm[rest..].into())),
+            Action::File { root, name } => Some((*root, name.clone())),
+            Action::Redirect { .. } => None,
+        },
+        _ => None,
+    }
+}
+
+fn add_root<R: Roots>(fs: &mut R, path: &Path, mime: &MimeTable) -> Result<RootId, String> {
+    fs.add_root(path, mime).map_err(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::ENOTDIR) => "not a directory".to_string(),
+            Some(libc::ENOENT) => "no such directory".to_string(),
+            _ => e.to_string(),
+        };
+        format!("root {}: {why}", path.display())
+    })
+}
+
+/// A `Host` value (already checked by the parser as RFC 9110's `uri-host [":" port]`) as the
+/// router compares it: the port removed, lower case, one trailing dot removed. `None` for a
+/// name too long to be one (such a request goes to the default host).
+pub fn normalize_host<'b>(raw: &[u8], buf: &'b mut [u8; MAX_HOST]) -> Option<&'b [u8]> {
+    let name = if raw.first() == Some(&b'[') {
+        // An IP literal: everything up to and including `]`.
+        &raw[..memchr::memchr(b']', raw).map_or(raw.len(), |i| i + 1)]
+    } else {
+        // A reg-name or IPv4 address has no `:` of its own: the last one starts the port.
+        &raw[..memchr::memrchr(b':', raw).unwrap_or(raw.len())]
+    };
+    let name = name.strip_suffix(b".").unwrap_or(name);
+    if name.is_empty() || name.len() > MAX_HOST {
+        return None;
+    }
+    let out = &mut buf[..name.len()];
+    for (o, b) in out.iter_mut().zip(name) {
+        *o = b.to_ascii_lowercase();
+    }
+    Some(out)
+}
+
+/// Whether a normalised host name may name a directory under the `vhost_dirs` root: only
+/// letters, digits, `-` and `_` in non-empty labels, so `..`, `.git`, `a..b`, `%2e` or an
+/// IP literal never do.
+pub fn is_dir_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.split(|&b| b == b'.').all(|l| {
+            !l.is_empty()
+                && l.iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// The authority of an absolute-form target (`http://host:port/p`), which wins over `Host`
+/// (RFC 9112 §3.2.2); `None` for origin-form.
+pub fn target_authority(target: &[u8]) -> Option<&[u8]> {
+    if target.first() == Some(&b'/') {
+        return None;
+    }
+    let scheme_end = memchr::memmem::find(target, b"://")?;
+    let rest = &target[scheme_end + 3..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?' || b == b'#')
+        .unwrap_or(rest.len());
+    let auth = &rest[..end];
+    // userinfo is not allowed in http(s) URIs sent to a server (RFC 9110 §4.2.4).
+    (!auth.is_empty() && !auth.contains(&b'@')).then_some(auth)
+}
+
+/// The rest of a raw (still percent-encoded) path after its first `segments` segments, for a
+/// redirect that must pass it on exactly as received. `None` when the raw path's segments do
+/// not map one to one onto the normalised ones (dot segments, empty segments, an encoded
+/// `/` or `.`): the caller then re-encodes the normalised rest instead.
+pub fn raw_rest(raw: &[u8], segments: usize) -> Option<&[u8]> {
+    let body = raw.strip_prefix(b"/")?;
+    let mut at = 0;
+    let mut count = 0;
+    let mut rest = None;
+    for seg in body.split(|&b| b == b'/') {
+        if count == segments {
+            rest = Some(&body[at..]);
+        }
+        let last = at + seg.len() >= body.len();
+        if (seg.is_empty() && !last) || is_dot_like(seg) || has_encoded_slash_or_dot(seg) {
+            return None;
+        }
+        at += seg.len() + 1;
+        count += 1;
+    }
+    if count == segments {
+        rest = Some(&[][..]);
+    }
+    rest
+}
+
+fn is_dot_like(seg: &[u8]) -> bool {
+    seg == b"." || seg == b".."
+}
+
+fn has_encoded_slash_or_dot(seg: &[u8]) -> bool {
+    seg.windows(3)
+        .any(|w| w[0] == b'%' && (w[1] == b'2') && matches!(w[2], b'f' | b'F' | b'e' | b'E'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Host, Route as RouteCfg, SiteOptions};
+    use crate::fs::MemFs;
+
+    fn route(prefix: &str, kind: RouteKind) -> RouteCfg {
+        RouteCfg {
+            prefix: prefix.into(),
+            kind,
+            site: SiteOptions::default(),
+            fallback: None,
+        }
+    }
+
+    fn stat(prefix: &str) -> RouteCfg {
+        route(prefix, RouteKind::Static(prefix.trim_matches('/').into()))
+    }
+
+    fn vhost(prefixes: &[&str]) -> Vhost {
+        let host = Host {
+            name: String::new(),
+            aliases: Vec::new(),
+            access_log: None,
+            site: SiteOptions::default(),
+            routes: prefixes.iter().map(|p| stat(p)).collect(),
+        };
+        build_vhost(&host, &mut MemFs::new()).expect("builds")
+    }
+
+    fn found<'a>(v: &'a Vhost, path: &str) -> Option<(&'a str, String)> {
+        let dir = path.ends_with('/');
+        let rel = path.trim_matches('/');
+        match v.find(rel.as_bytes(), dir) {
+            Match::Route { route, rest } => Some((
+                std::str::from_utf8(&v.routes[route].prefix).unwrap(),
+                rel[rest.min(rel.len())..].to_string(),
+            )),
+            Match::AddSlash => Some(("301", String::new())),
+            Match::None => None,
+        }
+    }
+
+    #[test]
+    fn longest_prefix_on_segments() {
+        let v = vhost(&["/", "/img/", "/img/big/", "/users", "/a/b/"]);
+        let cases = [
+            ("/", Some(("/", ""))),
+            ("/x.html", Some(("/", "x.html"))),
+            ("/img/", Some(("/img/", ""))),
+            ("/img/a.png", Some(("/img/", "a.png"))),
+            ("/img/big/a.png", Some(("/img/big/", "a.png"))),
+            ("/img/bigger/a.png", Some(("/img/", "bigger/a.png"))),
+            ("/imgx", Some(("/", "imgx"))),
+            ("/imgx/a", Some(("/", "imgx/a"))),
+            ("/img", Some(("301", ""))),
+            ("/users", Some(("/users", ""))),
+            ("/users/", Some(("/", "users"))),
+            ("/users/x", Some(("/", "users/x"))),
+            ("/a/b/c/d", Some(("/a/b/", "c/d"))),
+            ("/a/c", Some(("/", "a/c"))),
+        ];
+        for (path, want) in cases {
+            let got = found(&v, path);
+            let got = got.as_ref().map(|(p, r)| (*p, r.as_str()));
+            assert_eq!(got, want, "{path}");
+        }
+        let v = vhost(&["/users", "/docs/"]);
+        assert_eq!(found(&v, "/users/"), None);
+        assert_eq!(found(&v, "/other"), None);
+        assert_eq!(found(&v, "/docs/x").map(|x| x.0), Some("/docs/"));
+    }
+
+    #[test]
+    fn host_names() {
+        let mut buf = [0u8; MAX_HOST];
+        let cases: [(&str, Option<&str>); 8] = [
+            ("Example.COM", Some("example.com")),
+            ("example.com:8080", Some("example.com")),
+            ("example.com.", Some("example.com")),
+            ("example.com.:80", Some("example.com")),
+            ("[::1]:8080", Some("[::1]")),
+            ("[::1]", Some("[::1]")),
+            ("127.0.0.1:80", Some("127.0.0.1")),
+            (":80", None),
+        ];
+        for (raw, want) in cases {
+            let got = normalize_host(raw.as_bytes(), &mut buf)
+                .map(|n| String::from_utf8_lossy(n).into_owned());
+            assert_eq!(got.as_deref(), want, "{raw}");
+        }
+        assert!(normalize_host(&[b'a'; 300], &mut buf).is_none());
+        for bad in [
+            "..", ".git", "a..b", "a/b", "%2e%2e", "[::1]", "a.", ".a", "",
+        ] {
+            assert!(!is_dir_name(bad.as_bytes()), "{bad}");
+        }
+        for good in ["example.com", "a-b.c_d", "127.0.0.1", "localhost"] {
+            assert!(is_dir_name(good.as_bytes()), "{good}");
+        }
+    }
+
+    #[test]
+    fn authority_of_absolute_form() {
+        assert_eq!(target_authority(b"/x"), None);
+        assert_eq!(
+            target_authority(b"http://a.example:80/x"),
+            Some(&b"a.example:80"[..])
+        );
+        assert_eq!(
+            target_authority(b"http://a.example"),
+            Some(&b"a.example"[..])
+        );
+        assert_eq!(
+            target_authority(b"http://a.example?q"),
+            Some(&b"a.example"[..])
+        );
+        assert_eq!(target_authority(b"http://u@a.example/"), None);
+        assert_eq!(target_authority(b"*"), None);
+    }
+
+    #[test]
+    fn raw_rest_lines_up_or_refuses() {
+        assert_eq!(raw_rest(b"/old/a%20b", 1), Some(&b"a%20b"[..]));
+        assert_eq!(raw_rest(b"/old/", 1), Some(&b""[..]));
+        assert_eq!(raw_rest(b"/old/x/y/", 1), Some(&b"x/y/"[..]));
+        assert_eq!(raw_rest(b"/a/b/c", 0), Some(&b"a/b/c"[..]));
+        assert_eq!(raw_rest(b"/a/b/c", 2), Some(&b"c"[..]));
+        assert_eq!(raw_rest(b"/old/../x", 1), None);
+        assert_eq!(raw_rest(b"//old/x", 1), None);
+        assert_eq!(raw_rest(b"/old/%2e%2e/x", 1), None);
+        assert_eq!(raw_rest(b"/o%2Fld/x", 1), None);
+        assert_eq!(raw_rest(b"/old/a%0d%0ab", 1), Some(&b"a%0d%0ab"[..]));
+    }
+
+    #[test]
+    fn hosts_exact_then_longest_wildcard_then_default() {
+        let mk = |name: &str, aliases: &[&str]| Host {
+            name: name.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            access_log: None,
+            site: SiteOptions::default(),
+            routes: vec![stat("/")],
+        };
+        let cfg = Config {
+            hosts: vec![
+                mk("", &[]),
+                mk("example.com", &["www.example.com", "*.example.com"]),
+                mk("api.example.com", &["*.api.example.com"]),
+            ],
+            ..crate::config::cli::parse(["tern"])
+        };
+        let r = Router::build(&cfg, &mut MemFs::new()).expect("builds");
+        let h = |n: &str| r.host(Some(n.as_bytes()));
+        assert_eq!(h("example.com"), 1);
+        assert_eq!(h("www.example.com"), 1);
+        assert_eq!(h("x.example.com"), 1);
+        assert_eq!(h("api.example.com"), 2);
+        assert_eq!(h("v1.api.example.com"), 2);
+        assert_eq!(h("other.org"), 0);
+        assert_eq!(h("example.com.evil"), 0);
+        assert_eq!(r.host(None), 0);
+    }
+}

@@ -1,0 +1,158 @@
+//! SIGHUP: read the configuration again and swap it in whole, or keep the old one. Every
+//! step that can fail (parsing and validating, opening the new roots, opening the logs,
+//! binding the new listeners) runs before anything changes; only then are the router, logs,
+//! limits and listener set replaced. Requests already parsed have their responses queued and
+//! finish as they were; listeners whose address stays keep their socket, so no connection
+//! is refused while the reload runs. SIGUSR1 only reopens the logs.
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use mio::net::TcpListener;
+
+use super::{build_router, open_access_logs, Server};
+use crate::config::Config;
+use crate::log::{AccessLog, ErrorLog, Level};
+
+/// Everything a new configuration needs that can fail, made ready before the swap.
+struct Prepared {
+    router: crate::handler::Router,
+    access_logs: Vec<AccessLog>,
+    error_log: ErrorLog,
+    bound: Vec<(SocketAddr, TcpListener)>,
+}
+
+impl Server {
+    pub(super) fn reload(&mut self) {
+        let Some(load) = &self.reloader else {
+            return self.reopen_logs();
+        };
+        self.handler
+            .log(Level::Info, format_args!("reloading the configuration"));
+        let cfg = match load() {
+            Ok(cfg) => cfg,
+            Err(errors) => {
+                for e in &errors {
+                    self.handler.log(Level::Error, format_args!("reload: {e}"));
+                }
+                return self.handler.log(
+                    Level::Error,
+                    format_args!("reload failed; still serving the old configuration"),
+                );
+            }
+        };
+        match self.prepare(&cfg) {
+            Ok(p) => self.swap(&cfg, p),
+            Err(e) => {
+                self.handler.log(Level::Error, format_args!("reload: {e}"));
+                self.handler.log(
+                    Level::Error,
+                    format_args!("reload failed; still serving the old configuration"),
+                );
+            }
+        }
+    }
+
+    fn prepare(&mut self, cfg: &Config) -> io::Result<Prepared> {
+        let keep = self.handler.router.roots();
+        let router = build_router(cfg, &mut self.handler.fs, &keep)?;
+        let undo = |s: &mut Server| s.handler.fs.retain_roots(&keep);
+        let opened = open_access_logs(&router).and_then(|logs| {
+            let el = ErrorLog::open(cfg.error_log.clone(), cfg.log_level)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot open error log: {e}")))?;
+            Ok((logs, el))
+        });
+        let (access_logs, error_log) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                undo(self);
+                return Err(e);
+            }
+        };
+        let fresh: Vec<SocketAddr> = cfg
+            .listen
+            .iter()
+            .filter(|a| !self.listeners.iter().any(|(_, l)| l.addr == **a))
+            .copied()
+            .collect();
+        let bound = match super::bind(&fresh, cfg.reuse_port) {
+            Ok(b) => fresh.into_iter().zip(b).collect(),
+            Err(e) => {
+                undo(self);
+                return Err(e);
+            }
+        };
+        Ok(Prepared {
+            router,
+            access_logs,
+            error_log,
+            bound,
+        })
+    }
+
+    fn swap(&mut self, cfg: &Config, p: Prepared) {
+        let h = &mut self.handler;
+        h.router = Rc::new(p.router);
+        h.site = Rc::clone(&h.router.hosts[h.router.default].site);
+        let keep = h.router.roots();
+        h.fs.retain_roots(&keep);
+        h.fs.set_cache_config(cfg.cache.clone(), self.nofile);
+        h.set_server_name(cfg.server_name.as_deref());
+        h.flush_logs();
+        h.access_logs = p.access_logs;
+        h.error_log = Some(p.error_log);
+        self.lim = cfg.limits.clone();
+        self.max_conns = cfg.max_connections;
+        self.shutdown_grace = cfg.shutdown_timeout;
+
+        let gone: Vec<usize> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| !cfg.listen.contains(&l.addr))
+            .map(|(k, _)| k)
+            .collect();
+        for key in gone {
+            let mut l = self.listeners.remove(key);
+            let _ = self.poll.registry().deregister(&mut l.sock);
+            let at = l.sock.local_addr().map_or(l.addr, |a| a);
+            self.handler
+                .log(Level::Info, format_args!("stopped listening on {at}"));
+        }
+        let mut out = io::stdout().lock();
+        for (addr, sock) in p.bound {
+            let at = sock.local_addr().map_or(addr, |a| a);
+            match self.add_listener(addr, sock) {
+                Ok(()) => {
+                    let _ = writeln!(out, "listening on http://{at}");
+                    self.handler
+                        .log(Level::Info, format_args!("listening on http://{at}"));
+                }
+                Err(e) => self
+                    .handler
+                    .log(Level::Error, format_args!("cannot listen on {at}: {e}")),
+            }
+        }
+        let _ = out.flush();
+        self.accept_pending = true;
+        self.handler
+            .log(Level::Info, format_args!("configuration reloaded"));
+    }
+
+    pub(super) fn reopen_logs(&mut self) {
+        let mut failed = None;
+        for l in &mut self.handler.access_logs {
+            if let Err(e) = l.reopen() {
+                failed = Some(e);
+            }
+        }
+        if let Some(l) = &mut self.handler.error_log {
+            let _ = l.reopen();
+        }
+        match failed {
+            Some(e) => self
+                .handler
+                .log(Level::Error, format_args!("reopening access log: {e}")),
+            None => self.handler.log(Level::Info, format_args!("logs reopened")),
+        }
+    }
+}
