@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 pub use route::Router;
-use route::{Action, Match, MAX_HOST};
+use route::{Action, Kind, Match, MAX_HOST};
 
 use crate::conn::{CloseReason, Exchange, Out, Service};
 use crate::fs::{Fs, RootId};
@@ -21,7 +21,7 @@ use crate::http::{reason_phrase, HttpError, Method, Version};
 use crate::log::{Access, AccessLog, ErrorLog, Level};
 
 /// The options of one route (or host) as the handler reads them on every request.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Site {
     /// Index file names tried in order for a directory.
     pub index: Vec<Box<[u8]>>,
@@ -36,6 +36,8 @@ pub struct Site {
     /// Configured response headers, formatted (`Name: value\r\n` each), added to every
     /// response of the route.
     pub headers: Box<[u8]>,
+    /// The host's access log (index into the router's `logs`).
+    pub log: Option<usize>,
 }
 
 impl Site {
@@ -53,6 +55,7 @@ impl Site {
             max_ranges: o.max_ranges,
             error_pages: Vec::new(),
             headers: headers.into(),
+            log: None,
         }
     }
 }
@@ -81,8 +84,6 @@ pub struct Handler<F: Fs> {
     /// One per entry of the router's `logs`.
     pub access_logs: Vec<AccessLog>,
     pub error_log: Option<ErrorLog>,
-    /// The current request's access log (index into `access_logs`).
-    log: Option<usize>,
     /// The decoded, normalised path: `path[url..]` is the request's path beneath `/`,
     /// `path[fs..]` the file-system path beneath `root` (a route's rest of the path, or
     /// `HOST/path` in vhost_dirs mode).
@@ -90,6 +91,9 @@ pub struct Handler<F: Fs> {
     url: usize,
     fs_at: usize,
     root: RootId,
+    /// The request's host name, normalised (only when some host has a name).
+    host_name: [u8; MAX_HOST],
+    host_len: usize,
     /// Reused buffers: scratch space, listings and generated pages.
     scratch: Vec<u8>,
     entries: Vec<crate::fs::ListEntry>,
@@ -116,11 +120,12 @@ impl<F: Fs> Handler<F> {
             server,
             access_logs: Vec::new(),
             error_log: None,
-            log: None,
             path: Vec::with_capacity(256),
             url: 0,
             fs_at: 0,
             root: 0,
+            host_name: [0; MAX_HOST],
+            host_len: 0,
             scratch: Vec::with_capacity(256),
             entries: Vec::new(),
             page: Vec::with_capacity(4096),
@@ -171,7 +176,9 @@ impl<F: Fs> Handler<F> {
     /// Starts a response head with the common headers and the route's configured ones.
     fn start(&self, out: &mut Out, status: u16, persist: Persist) {
         response::start(&mut out.buf, status, self.head_ctx(), persist);
-        out.buf.extend_from_slice(&self.site.headers);
+        if !self.site.headers.is_empty() {
+            out.buf.extend_from_slice(&self.site.headers);
+        }
     }
 
     /// A fresh multipart boundary: 20 random hex digits.
@@ -234,37 +241,130 @@ impl<F: Fs> Handler<F> {
     }
 
     /// The virtual host of a request: the absolute-form target's authority, else `Host`,
-    /// normalised; the default host when none matches (or no host has a name).
-    fn vhost(&self, ex: &Exchange<'_>, target: &[u8], name: &mut [u8; MAX_HOST]) -> (usize, usize) {
+    /// normalised (into `host_name`); the default host when none matches (or no host has a
+    /// name).
+    fn vhost(&mut self, ex: &Exchange<'_>, target: &[u8]) -> usize {
         let router = &self.router;
-        if !router.has_names() {
-            return (router.default, 0);
+        self.host_len = 0;
+        if !router.named {
+            return router.default;
         }
         let raw = route::target_authority(target).or(ex.req.host.map(|h| h.get(ex.head)));
-        let norm = raw.and_then(|r| route::normalize_host(r, name));
-        let len = norm.map_or(0, <[u8]>::len);
-        (router.host(norm), len)
+        let norm = raw.and_then(|r| route::normalize_host(r, &mut self.host_name));
+        self.host_len = norm.map_or(0, <[u8]>::len);
+        router.host(norm)
     }
 
     /// Routes a request and runs the action of its route.
     fn dispatch(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> Sent {
         let target = ex.req.target.get(ex.head);
-        if ex.req.method == Method::Other {
-            ex.persist.keep_alive &= !ex.req.has_body();
-            return self.error(out, 501, ex.persist, b"");
-        }
-        match (ex.req.method, target) {
-            (Method::Options, b"*") => return self.options(out, ex.persist),
+        match ex.req.method {
+            Method::Get | Method::Head => {}
+            Method::Other => {
+                ex.persist.keep_alive &= !ex.req.has_body();
+                return self.error(out, 501, ex.persist, b"");
+            }
+            Method::Options if target == b"*" => return self.options(out, ex.persist),
             // CONNECT names an authority, not a path of any host: nothing to route.
-            (Method::Connect, _) => return self.not_allowed(out, ex.persist),
+            Method::Connect => return self.not_allowed(out, ex.persist),
             _ => {}
         }
-        let router = Rc::clone(&self.router);
-        let mut name = [0u8; MAX_HOST];
-        let (host_idx, name_len) = self.vhost(ex, target, &mut name);
-        let host = &router.hosts[host_idx];
-        self.log = host.log;
-        self.site = Rc::clone(&host.site);
+        if let Some(root) = self.router.plain {
+            return self.serve_plain(ex, out, target, root);
+        }
+        let host_idx = self.vhost(ex, target);
+        let (path, query) = match split_target(target) {
+            Ok(parts) => parts,
+            Err(e) => return self.bad_request(host_idx, ex, out, e.reason()),
+        };
+        let info = match normalize(path, &mut self.path, &mut self.scratch) {
+            Ok(info) => info,
+            Err(e) => return self.bad_request(host_idx, ex, out, e.reason()),
+        };
+        // Fields are borrowed one by one (not through methods) so that the router stays
+        // borrowed while the current site is set, without cloning it.
+        let host = &self.router.hosts[host_idx];
+        let (route_idx, rest) = match host.find(&self.path, info.trailing_slash) {
+            Match::Route { route, rest } => (route, rest),
+            Match::AddSlash => {
+                self.use_site(host_idx, None);
+                if !matches!(ex.req.method, Method::Get | Method::Head) {
+                    return self.error(out, 404, ex.persist, b"");
+                }
+                (self.url, self.fs_at) = (0, 0);
+                return static_files::redirect_to_slash(self, ex, out, query);
+            }
+            Match::None => {
+                self.use_site(host_idx, None);
+                return self.error(out, 404, ex.persist, b"");
+            }
+        };
+        let route = &host.routes[route_idx];
+        if !Rc::ptr_eq(&route.site, &self.site) {
+            self.site = Rc::clone(&route.site);
+        }
+        let action = route.kind;
+        (self.url, self.fs_at, self.root) = (0, rest, route.root);
+        let at = RouteAt {
+            host: host_idx,
+            route: route_idx,
+        };
+        match action {
+            Kind::Redirect => {
+                let router = Rc::clone(&self.router);
+                let route = &router.hosts[host_idx].routes[route_idx];
+                let Action::Redirect { to, status } = &route.action else {
+                    return self.error(out, 500, ex.persist, b"");
+                };
+                redirect::respond(
+                    self,
+                    ex,
+                    out,
+                    route,
+                    to,
+                    *status,
+                    path,
+                    query,
+                    info.trailing_slash,
+                )
+            }
+            _ if !matches!(ex.req.method, Method::Get | Method::Head | Method::Options) => {
+                self.not_allowed(out, ex.persist)
+            }
+            _ if ex.req.method == Method::Options => self.options(out, ex.persist),
+            Kind::Static => {
+                if self.router.vhost_dirs && host_idx == self.router.default && rest == 0 {
+                    self.rebase_on_host_dir();
+                }
+                static_files::serve(self, ex, out, info, query, at)
+            }
+            Kind::File => static_files::serve_file_route(self, ex, out, at),
+        }
+    }
+
+    #[cold]
+    fn bad_request(
+        &mut self,
+        host: usize,
+        ex: &mut Exchange<'_>,
+        out: &mut Out,
+        why: &str,
+    ) -> Sent {
+        self.use_site(host, None);
+        static_files::bad_request(self, ex, out, why)
+    }
+
+    /// One host with one `/` directory route of the host's own options (the site `tern DIR`
+    /// serves): no host to pick and no route to match, and the current site never changes
+    /// (see [`Router::plain`]).
+    #[inline(always)]
+    fn serve_plain(
+        &mut self,
+        ex: &mut Exchange<'_>,
+        out: &mut Out,
+        target: &[u8],
+        root: RootId,
+    ) -> Sent {
         let (path, query) = match split_target(target) {
             Ok(parts) => parts,
             Err(e) => return static_files::bad_request(self, ex, out, e.reason()),
@@ -273,51 +373,32 @@ impl<F: Fs> Handler<F> {
             Ok(info) => info,
             Err(e) => return static_files::bad_request(self, ex, out, e.reason()),
         };
-        let (route, rest) = match host.find(&self.path, info.trailing_slash) {
-            Match::Route { route, rest } => (&host.routes[route], rest),
-            Match::AddSlash => {
-                if !matches!(ex.req.method, Method::Get | Method::Head) {
-                    return self.error(out, 404, ex.persist, b"");
-                }
-                (self.url, self.fs_at) = (0, 0);
-                return static_files::redirect_to_slash(self, ex, out, query);
-            }
-            Match::None => return self.error(out, 404, ex.persist, b""),
-        };
-        self.site = Rc::clone(&route.site);
-        (self.url, self.fs_at) = (0, rest);
-        match &route.action {
-            Action::Redirect { to, status } => redirect::respond(
-                self,
-                ex,
-                out,
-                route,
-                to,
-                *status,
-                path,
-                query,
-                info.trailing_slash,
-            ),
-            _ if !matches!(ex.req.method, Method::Get | Method::Head | Method::Options) => {
-                self.not_allowed(out, ex.persist)
-            }
-            _ if ex.req.method == Method::Options => self.options(out, ex.persist),
-            Action::Static { root } => {
-                self.root = *root;
-                if router.vhost_dirs
-                    && host_idx == router.default
-                    && route.prefix[..] == b"/"[..]
-                    && name_len > 0
-                {
-                    self.rebase_on_host_dir(&name[..name_len]);
-                }
-                static_files::serve(self, ex, out, info, query, route.fallback.as_deref())
-            }
-            Action::File { root, name } => {
-                self.root = *root;
-                static_files::serve_file_route(self, ex, out, name)
-            }
+        (self.url, self.fs_at, self.root) = (0, 0, root);
+        match ex.req.method {
+            Method::Get | Method::Head => {}
+            Method::Options => return self.options(out, ex.persist),
+            _ => return self.not_allowed(out, ex.persist),
         }
+        static_files::serve(self, ex, out, info, query, RouteAt { host: 0, route: 0 })
+    }
+
+    /// Makes the options of a host (`route: None`) or of one of its routes current, and its
+    /// access log. Repeated requests for the same route cost a pointer comparison.
+    #[inline]
+    fn use_site(&mut self, host: usize, route: Option<usize>) {
+        let h = &self.router.hosts[host];
+        let site = match route {
+            Some(r) => &h.routes[r].site,
+            None => &h.site,
+        };
+        if !Rc::ptr_eq(site, &self.site) {
+            self.site = Rc::clone(site);
+        }
+    }
+
+    /// The route a request matched.
+    pub(super) fn route_at(&self, at: RouteAt) -> &route::Route {
+        &self.router.hosts[at.host].routes[at.route]
     }
 
     /// RFC 9110 §9.3.7: OPTIONS (also `OPTIONS *`) describes what is allowed.
@@ -339,8 +420,9 @@ impl<F: Fs> Handler<F> {
 
     /// vhost_dirs: serve from `ROOT/HOST/` when that directory exists (looked up beneath the
     /// root like any path, so a host name can never lead outside it).
-    fn rebase_on_host_dir(&mut self, host: &[u8]) {
-        if !route::is_dir_name(host) {
+    fn rebase_on_host_dir(&mut self) {
+        let host = &self.host_name[..self.host_len];
+        if host.is_empty() || !route::is_dir_name(host) {
             return;
         }
         if let Ok(crate::fs::Node::Dir(_)) = self.fs.lookup(self.root, host) {
@@ -367,7 +449,7 @@ impl<F: Fs> Handler<F> {
 impl<F: Fs> Service for Handler<F> {
     fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) {
         let sent = self.dispatch(ex, out);
-        if self.log.is_some() {
+        if self.site.log.is_some() {
             let head = ex.head;
             let access = Access {
                 peer: ex.peer,
@@ -377,7 +459,7 @@ impl<F: Fs> Service for Handler<F> {
                 referer: ex.req.referer.map(|s| s.get(head)),
                 user_agent: ex.req.user_agent.map(|s| s.get(head)),
             };
-            self.write_access(self.log, &access);
+            self.write_access(self.site.log, &access);
         }
     }
 
@@ -417,6 +499,13 @@ impl<F: Fs> Service for Handler<F> {
             );
         }
     }
+}
+
+/// Which route of which host a request matched.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteAt {
+    pub host: usize,
+    pub route: usize,
 }
 
 /// The request line of a head, without its line ending.

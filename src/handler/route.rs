@@ -55,10 +55,21 @@ pub enum Action {
     Redirect { to: Box<[u8]>, status: u16 },
 }
 
+/// A route's action without its data, and the root it reads (0 for none): copied out on
+/// every request, so the action's data is only touched by the actions that need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Static,
+    File,
+    Redirect,
+}
+
 #[derive(Debug)]
 pub struct Route {
     /// As configured: `/`, `/img/`, `/users`.
     pub prefix: Box<[u8]>,
+    pub kind: Kind,
+    pub root: RootId,
     pub action: Action,
     pub site: Rc<Site>,
     /// For directory routes: a path beneath the route's root served when nothing else is.
@@ -112,7 +123,19 @@ impl Vhost {
     /// Matches `rel` (a normalised path: no leading `/`, see [`normalize`]); `dir` says the
     /// request path ended in `/`. The longest matching prefix wins; directory routes match
     /// on whole segments only, so `/img/` never matches `/imgx`.
+    #[inline(always)]
     pub fn find(&self, rel: &[u8], dir: bool) -> Match {
+        if self.files.is_empty() && self.dirs.is_empty() {
+            // Only a `/` route (no configuration file, or a plain site): nothing to look up.
+            return match self.root_route {
+                Some(route) => Match::Route { route, rest: 0 },
+                None => Match::None,
+            };
+        }
+        self.find_prefix(rel, dir)
+    }
+
+    fn find_prefix(&self, rel: &[u8], dir: bool) -> Match {
         if !dir && !self.files.is_empty() {
             if let Some(&route) = self.files.get(rel) {
                 return Match::Route {
@@ -158,6 +181,12 @@ pub struct Router {
     pub default: usize,
     /// Comanche mode: the default host's `/` route serves `ROOT/HOST/` when it exists.
     pub vhost_dirs: bool,
+    /// Some host has a name, or vhost_dirs is on: the `Host` header needs looking at.
+    pub named: bool,
+    /// The root of the only route, when there is one host with one `/` directory route whose
+    /// options are the host's and no fallback (the site `tern DIR` serves): requests need no
+    /// matching at all.
+    pub plain: Option<RootId>,
     /// The distinct access logs hosts write to.
     pub logs: Vec<(LogTarget, LogFormat)>,
 }
@@ -172,6 +201,8 @@ impl Router {
             wild: Vec::new(),
             default: cfg.default_host,
             vhost_dirs: cfg.vhost_dirs,
+            named: false,
+            plain: None,
             logs: Vec::new(),
         };
         let top_log = cfg.hosts.first().and_then(|h| h.access_log.clone());
@@ -189,6 +220,14 @@ impl Router {
                 });
             let mut vhost = build_vhost(host, fs)?;
             vhost.log = log;
+            Rc::make_mut(&mut vhost.site).log = log;
+            for r in &mut vhost.routes {
+                Rc::make_mut(&mut r.site).log = log;
+                // One Rc for equal options: the handler then skips re-pointing its site.
+                if r.site == vhost.site {
+                    r.site = Rc::clone(&vhost.site);
+                }
+            }
             router.hosts.push(vhost);
             for name in std::iter::once(&host.name).chain(&host.aliases) {
                 if name.is_empty() {
@@ -202,6 +241,16 @@ impl Router {
                 }
             }
         }
+        router.plain = match &router.hosts[..] {
+            [h] if h.routes.len() == 1 && h.root_route == Some(0) => {
+                let r = &h.routes[0];
+                (r.kind == Kind::Static && r.fallback.is_none() && Rc::ptr_eq(&r.site, &h.site))
+                    .then_some(r.root)
+            }
+            _ => None,
+        }
+        .filter(|_| !router.vhost_dirs);
+        router.named = !router.exact.is_empty() || !router.wild.is_empty() || router.vhost_dirs;
         router.wild.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         Ok(router)
     }
@@ -211,6 +260,8 @@ impl Router {
         let site = Rc::new(site);
         let route = Route {
             prefix: b"/"[..].into(),
+            kind: Kind::Static,
+            root: 0,
             action: Action::Static { root: 0 },
             site: Rc::clone(&site),
             fallback: None,
@@ -229,6 +280,8 @@ impl Router {
             wild: Vec::new(),
             default: 0,
             vhost_dirs: false,
+            named: false,
+            plain: None,
             logs: Vec::new(),
         }
     }
@@ -248,11 +301,6 @@ impl Router {
             }
         }
         self.default
-    }
-
-    /// Whether any host has a name (so the `Host` header needs looking at).
-    pub fn has_names(&self) -> bool {
-        !self.exact.is_empty() || !self.wild.is_empty() || self.vhost_dirs
     }
 
     /// Every root this router uses (to close the others after a reload).
@@ -331,8 +379,15 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
         } else {
             v.files.insert(key, idx);
         }
+        let (kind, root) = match &action {
+            Action::Static { root } => (Kind::Static, *root),
+            Action::File { root, .. } => (Kind::File, *root),
+            Action::Redirect { .. } => (Kind::Redirect, 0),
+        };
         v.routes.push(Route {
             prefix: r.prefix.as_bytes().into(),
+            kind,
+            root,
             action,
             site: Rc::new(Site::from_options(&r.site)),
             fallback: r.fallback.as_ref().map(|f| f.as_bytes().into()),

@@ -4,7 +4,7 @@
 //! `Accept-Encoding` allows), evaluate preconditions (§13.2.2), then `Range` (§14).
 use std::rc::Rc;
 
-use super::{listing, Handler, Sent};
+use super::{listing, route, Handler, RouteAt, Sent};
 use crate::conn::{Exchange, Out};
 use crate::fs::{Body, FileEntry, Fs, FsError, ListEntry, Meta, Node};
 use crate::http::conditional::{self, Preconditions, Validators, Verdict};
@@ -17,13 +17,14 @@ use crate::log::Level;
 
 /// A directory route: the path beneath its root. `info` describes the whole request path;
 /// `fallback` (single-page apps) is served for a path that names nothing.
+#[inline(always)]
 pub fn serve<F: Fs>(
     h: &mut Handler<F>,
     ex: &mut Exchange<'_>,
     out: &mut Out,
     info: PathInfo,
     query: Option<&[u8]>,
-    fallback: Option<&[u8]>,
+    at: RouteAt,
 ) -> Sent {
     let persist = ex.persist;
     if info.hidden && !h.site.dotfiles && hidden(&h.path[h.url..]) {
@@ -35,9 +36,10 @@ pub fn serve<F: Fs>(
         Ok(Node::File(_)) => h.error(out, 404, persist, b""),
         Ok(Node::Dir(_)) if !info.trailing_slash => redirect_to_slash(h, ex, out, query),
         Ok(Node::Dir(meta)) => directory(h, ex, out, meta),
-        Err(FsError::NotFound) if fallback.is_some() => {
-            let fallback = fallback.unwrap_or_default();
-            match h.fs.lookup(h.root, fallback) {
+        Err(FsError::NotFound) if h.route_at(at).fallback.is_some() => {
+            let router = Rc::clone(&h.router);
+            let fallback = router.hosts[at.host].routes[at.route].fallback.as_deref();
+            match h.fs.lookup(h.root, fallback.unwrap_or_default()) {
                 Ok(Node::File(f)) => file(h, ex, out, &f),
                 Ok(Node::Dir(_)) => h.error(out, 404, persist, b""),
                 Err(e) => fs_error(h, ex, out, e),
@@ -52,8 +54,12 @@ pub fn serve_file_route<F: Fs>(
     h: &mut Handler<F>,
     ex: &mut Exchange<'_>,
     out: &mut Out,
-    name: &[u8],
+    at: RouteAt,
 ) -> Sent {
+    let router = Rc::clone(&h.router);
+    let route::Action::File { name, .. } = &router.hosts[at.host].routes[at.route].action else {
+        return h.error(out, 500, ex.persist, b"");
+    };
     match h.fs.lookup(h.root, name) {
         Ok(Node::File(f)) => file(h, ex, out, &f),
         Ok(Node::Dir(_)) => h.error(out, 404, ex.persist, b""),
@@ -181,7 +187,7 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, me
         etag: &etag,
         last_modified: lm,
     };
-    match conditional::evaluate(&preconditions(req, head).as_ref(), &val, true) {
+    match precondition_verdict(req, head, &val) {
         Verdict::NotModified => {
             h.start(out, 304, ex.persist);
             validator_headers(&mut out.buf, &val, b"Vary: Accept\r\n");
@@ -232,6 +238,20 @@ impl<'a> PreValues<'a> {
             if_unmodified_since: self.if_unmodified_since.as_slice(),
         }
     }
+}
+
+/// RFC 9110 §13.2.2 for a GET or HEAD; a request with no precondition header (the common
+/// case) proceeds without building the value lists.
+#[inline]
+fn precondition_verdict(req: &Request, head: &[u8], val: &Validators<'_>) -> Verdict {
+    if req.if_match.is_none()
+        && req.if_none_match.is_none()
+        && req.if_modified_since.is_none()
+        && req.if_unmodified_since.is_none()
+    {
+        return Verdict::Proceed;
+    }
+    conditional::evaluate(&preconditions(req, head).as_ref(), val, true)
 }
 
 fn preconditions<'a>(req: &Request, head: &'a [u8]) -> PreValues<'a> {
@@ -307,7 +327,7 @@ fn file<F: Fs>(
         etag: &rep.etag,
         last_modified: lm,
     };
-    match conditional::evaluate(&preconditions(req, head).as_ref(), &val, true) {
+    match precondition_verdict(req, head, &val) {
         Verdict::NotModified => {
             // RFC 9110 §15.4.5: the validators and caching headers a 200 would carry.
             h.start(out, 304, ex.persist);
