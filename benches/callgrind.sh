@@ -7,6 +7,8 @@
 #                         responses wrk counted.
 #   CLIENT=ab:            ab -k -c16 -n 20000, a four-header HTTP/1.0 request.
 #   FLOOR=1:              profile benches/floor.rs (the reference responder) instead
+#   ROUTES=1:             serve from a configuration of 3 virtual hosts and 20 routes (the
+#                         request's Host names one of them), to price host and route matching
 #   PORT=18090, BIN=target/release/tern
 # Installs valgrind, wrk and apache2-utils when missing. Targets only 127.0.0.1.
 set -euo pipefail
@@ -45,7 +47,33 @@ trap cleanup EXIT
 mkdir "$WORK/root"
 head -c 1024 /dev/urandom >"$WORK/root/1k.bin"
 
-if [ -n "${FLOOR:-}" ]; then cmd+=("$WORK/root/1k.bin"); else cmd+=("$WORK/root"); fi
+if [ -n "${FLOOR:-}" ]; then
+    cmd+=("$WORK/root/1k.bin")
+elif [ -n "${ROUTES:-}" ]; then
+    # 3 hosts, 20 routes; the benchmark's Host (127.0.0.1) is the third host's alias.
+    mkdir -p "$WORK/other"
+    {
+        echo 'root = "root"'
+        for r in img css js fonts docs; do printf '[route."/%s/"]\nstatic = "other"\n' "$r"; done
+        echo '[vhost."a.example"]'
+        echo 'root = "other"'
+        for r in img css js; do printf '[vhost."a.example".route."/%s/"]\nstatic = "other"\n' "$r"; done
+        printf '[vhost."a.example".route."/about"]\nstatic = "root/1k.bin"\n'
+        echo '[vhost."b.example"]'
+        echo 'root = "root"'
+        echo 'aliases = ["www.b.example", "*.b.example", "127.0.0.1", "localhost"]'
+        echo 'headers = { "X-Frame-Options" = "DENY" }'
+        for r in img css js fonts static media downloads; do
+            printf '[vhost."b.example".route."/%s/"]\nstatic = "other"\n' "$r"
+        done
+        printf '[vhost."b.example".route."/old/"]\nredirect = "https://b.example/new/"\n'
+        printf '[vhost."b.example".route."/favicon.ico"]\nstatic = "root/1k.bin"\n'
+        printf '[vhost."b.example".route."/robots.txt"]\nstatic = "root/1k.bin"\n'
+    } >"$WORK/tern.toml"
+    cmd+=(-c "$WORK/tern.toml")
+else
+    cmd+=("$WORK/root")
+fi
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "${cmd[@]}" >"$WORK/server.log" 2>&1 &
 PID=$!
 URL="http://127.0.0.1:$PORT/1k.bin"

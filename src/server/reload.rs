@@ -23,7 +23,13 @@ struct Prepared {
 }
 
 impl Server {
+    /// Reloads, then writes the error log at once: whoever sent SIGHUP wants the outcome.
     pub(super) fn reload(&mut self) {
+        self.try_reload();
+        self.handler.flush_logs();
+    }
+
+    fn try_reload(&mut self) {
         let Some(load) = &self.reloader else {
             return self.reopen_logs();
         };

@@ -70,13 +70,26 @@ impl Server {
     }
 
     pub fn start_root(root: &Path, error_log: &Path, flags: &[&str]) -> Server {
+        let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(std::ffi::OsStr::new).collect();
+        args.push(root.as_os_str());
+        Server::start_args(&args, error_log)
+    }
+
+    /// Starts tern with a configuration file and no ROOT argument (the file's root counts).
+    pub fn start_config(config: &Path, error_log: &Path, flags: &[&str]) -> Server {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["-c".as_ref(), config.as_os_str()];
+        args.extend(flags.iter().map(std::ffi::OsStr::new));
+        Server::start_args(&args, error_log)
+    }
+
+    /// Starts tern on 127.0.0.1:0 logging errors to `error_log`, with `args` after that.
+    pub fn start_args(args: &[&std::ffi::OsStr], error_log: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--error-log")
             .arg(error_log)
-            .args(flags)
-            .arg(root)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
