@@ -3,6 +3,7 @@
 //! (flag > file > built-in default) and validates the result. Nothing here opens sockets or
 //! serves anything: the server turns a [`Config`] into listeners and a router.
 pub mod cli;
+pub mod values;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,7 +80,7 @@ pub enum RouteKind {
 
 /// The options a top level, a host or a route may set; each level's values are merged over
 /// the wider one's before they land here.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteOptions {
     /// Index file names tried in order for a directory.
     pub index: Vec<String>,

@@ -24,6 +24,23 @@ impl MimeTable {
         MimeTable { overrides, default }
     }
 
+    /// The overrides (lower-case extension, type), sorted by extension: for merging one level's
+    /// table over another's and for `--print-config`.
+    pub fn overrides(&self) -> Vec<(&str, &str)> {
+        let mut v: Vec<_> = self
+            .overrides
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The type for unknown extensions.
+    pub fn default_type(&self) -> &str {
+        &self.default
+    }
+
     /// The full `Content-Type` value for a file name (only its last extension counts).
     pub fn content_type(&self, name: &[u8]) -> Box<str> {
         let base = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
