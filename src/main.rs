@@ -1,23 +1,49 @@
-//! `tern [OPTIONS] [ROOT]`: parse flags, bind, open logs and the root, announce each
-//! listener on stdout, then run the event loop until SIGTERM/SIGINT.
+//! `tern [OPTIONS] [ROOT]`: parse flags, load the configuration (file and flags), then check
+//! it (`-t`), print it (`--print-config`), or bind, open logs and the roots, announce each
+//! listener on stdout and run the event loop until SIGTERM/SIGINT.
 use std::io::Write;
 use std::process::ExitCode;
 
+use tern::config::{self, Mode};
+
 fn main() -> ExitCode {
-    let cfg = tern::config::cli::parse(std::env::args_os());
-    match run(&cfg) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tern: {e}");
-            ExitCode::FAILURE
+    let inv = config::cli::parse(std::env::args_os());
+    // Nothing is bound before the whole configuration is known to be good.
+    let cfg = match config::load(inv.config.as_deref(), &inv.overrides) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("tern: {e}");
+            }
+            return ExitCode::FAILURE;
         }
+    };
+    match inv.mode {
+        Mode::Check => {
+            let name = inv.config.as_deref().unwrap_or(std::path::Path::new("-"));
+            eprintln!("tern: configuration {} is ok", name.display());
+            ExitCode::SUCCESS
+        }
+        Mode::Print => {
+            print!("{}", config::to_toml(&cfg));
+            ExitCode::SUCCESS
+        }
+        Mode::Run => match run(&cfg, inv.reloader()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tern: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
-fn run(cfg: &tern::config::Config) -> std::io::Result<()> {
+fn run(cfg: &config::Config, _reloader: config::Reloader) -> std::io::Result<()> {
     // Start-up order (darkhttpd, nginx): sockets first, then logs and the root.
     let listeners = tern::server::bind(&cfg.listen, cfg.reuse_port)?;
     let mut server = tern::server::Server::new(cfg, listeners)?;
+    // The server reads the file again on SIGHUP through this (`_reloader.load()`), once it
+    // has `set_reloader`.
     let mut out = std::io::stdout().lock();
     for addr in server.local_addrs() {
         writeln!(out, "listening on http://{addr}")?;

@@ -1,15 +1,16 @@
-//! Command-line flags (clap) to [`Config`]. The `--help` text is the reference for every flag
-//! and its default; README's flag table mirrors it.
+//! Command-line flags (clap) to an [`Invocation`]: what to do ([`Mode`]), the configuration
+//! file if any, and the flags given explicitly ([`Overrides`]), which [`super::load`] lays
+//! over the file and the built-in defaults, at start and again on every reload. The `--help`
+//! text is the reference for every flag and its default; README's flag table mirrors it.
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use super::{Config, Host, Route, RouteKind, SiteOptions};
-use crate::conn::{Limits, Millis};
-use crate::fs::{CacheConfig, MimeTable};
-use crate::log::{Level, LogFormat, LogTarget};
+use super::{values, Reloader};
+use crate::conn::Millis;
+use crate::log::{Level, LogFormat};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
@@ -24,18 +25,33 @@ enum LevelArg {
     Info,
     Debug,
 }
-
 /// tern: a small, fast, secure static HTTP server.
 ///
 /// Serves ROOT over HTTP/1.0 and 1.1 on one thread. Prints `listening on http://ADDR:PORT`
-/// for each listener once it is ready. SIGTERM or SIGINT: finish responses in flight, then
-/// exit 0. SIGHUP or SIGUSR1: reopen log files.
+/// for each listener once it is ready. With -c FILE, settings come from a TOML file; a flag
+/// given on the command line overrides the file's value (a repeated flag such as --listen
+/// replaces the file's list), and relative paths in the file are relative to its directory.
+/// SIGTERM or SIGINT: finish responses in flight, then exit 0. SIGHUP: read the
+/// configuration file again (keeping the flags) and reopen log files. SIGUSR1: reopen log
+/// files.
 #[derive(Parser, Debug)]
 #[command(name = "tern", version, about, long_about)]
 struct Cli {
-    /// Directory to serve.
-    #[arg(default_value = ".")]
-    root: PathBuf,
+    /// Directory to serve [default: the file's root, or . without -c]
+    root: Option<PathBuf>,
+
+    /// Read the configuration from a TOML file (flags given too override it).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Check the configuration (syntax, values, roots) without binding anything, print
+    /// `configuration FILE is ok` or every error, and exit 0 or 1.
+    #[arg(short = 't', long, requires = "config")]
+    check_config: bool,
+
+    /// Print the effective configuration (file, flags and defaults) as TOML and exit.
+    #[arg(long, conflicts_with = "check_config")]
+    print_config: bool,
 
     /// Address to listen on, repeatable: 127.0.0.1:8080, [::1]:8080, 0.0.0.0:80. Port 0 picks
     /// a free port. [default: 127.0.0.1:8080]
@@ -51,7 +67,8 @@ struct Cli {
     reuse_port: bool,
 
     /// Index file names tried for a directory, in order; repeatable or comma-separated.
-    #[arg(long, value_name = "NAME", value_delimiter = ',', default_values = ["index.html", "index.htm"])]
+    /// [default: index.html,index.htm]
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
     index: Vec<String>,
 
     /// Answer 403 for a directory without an index file instead of listing it.
@@ -62,160 +79,183 @@ struct Cli {
     #[arg(long)]
     dotfiles: bool,
 
-    /// Seconds a client has to send a complete request head.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
-    header_timeout: Millis,
+    /// Seconds a client has to send a complete request head (10, 2.5, 500ms). [default: 10]
+    #[arg(long, value_name = "SECS", value_parser = values::parse_duration)]
+    header_timeout: Option<Millis>,
 
-    /// Seconds an idle keep-alive connection is kept open.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
-    keepalive_timeout: Millis,
+    /// Seconds an idle keep-alive connection is kept open. [default: 5]
+    #[arg(long, value_name = "SECS", value_parser = values::parse_duration)]
+    keepalive_timeout: Option<Millis>,
 
     /// Seconds a response may make no progress before the connection is closed.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
-    send_timeout: Millis,
+    /// [default: 30]
+    #[arg(long, value_name = "SECS", value_parser = values::parse_duration)]
+    send_timeout: Option<Millis>,
 
-    /// Seconds responses in flight get to finish after SIGTERM.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
-    shutdown_timeout: Millis,
+    /// Seconds responses in flight get to finish after SIGTERM. [default: 10]
+    #[arg(long, value_name = "SECS", value_parser = values::parse_duration)]
+    shutdown_timeout: Option<Millis>,
 
     /// Most simultaneous connections; more wait in the kernel's accept queue.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    max_connections: usize,
+    /// [default: 10000]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 
-    /// Largest header field in bytes (431 past it); a whole head may hold up to four fields
-    /// this large, as with nginx's large_client_header_buffers.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(256..=1024 * 1024))]
-    max_header_size: u32,
+    /// Largest header field in bytes (16384, 16KiB; 431 past it); a whole head may hold up to
+    /// four fields this large, as with nginx's large_client_header_buffers. [default: 16KiB]
+    #[arg(long, value_name = "BYTES", value_parser = head_size)]
+    max_header_size: Option<u32>,
 
-    /// Longest request line in bytes (414 past it).
-    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024, value_parser = clap::value_parser!(u32).range(256..=1024 * 1024))]
-    max_request_line: u32,
+    /// Longest request line in bytes (414 past it). [default: 8KiB]
+    #[arg(long, value_name = "BYTES", value_parser = head_size)]
+    max_request_line: Option<u32>,
 
-    /// Most requests served on one connection before it is closed.
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
-    max_requests: u32,
+    /// Most requests served on one connection before it is closed. [default: 10000]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests: Option<u32>,
 
-    /// Value of the Server header; an empty string omits the header.
-    #[arg(long, value_name = "NAME", default_value = "tern")]
-    server_name: String,
+    /// Value of the Server header; an empty string omits the header. [default: tern]
+    #[arg(long, value_name = "NAME", value_parser = values::header_value)]
+    server_name: Option<String>,
 
     /// Write an access log to PATH (`-` for stdout). Off unless given.
     #[arg(long, value_name = "PATH")]
     access_log: Option<String>,
 
-    /// Access log format.
-    #[arg(long, value_enum, default_value = "common")]
-    log_format: Format,
+    /// Access log format. [default: common]
+    #[arg(long, value_enum)]
+    log_format: Option<Format>,
 
     /// Where errors and bad requests are logged: a path, `stderr` or `-` (stdout).
-    #[arg(long, value_name = "PATH", default_value = "stderr")]
-    error_log: String,
+    /// [default: stderr]
+    #[arg(long, value_name = "PATH")]
+    error_log: Option<String>,
 
     /// Least severe error-log level written (info includes each rejected request).
-    #[arg(long, value_enum, default_value = "info")]
-    log_level: LevelArg,
+    /// [default: info]
+    #[arg(long, value_enum)]
+    log_level: Option<LevelArg>,
 
     /// Add or override a MIME type by extension, repeatable: --mime md=text/markdown.
-    #[arg(long, value_name = "EXT=TYPE", value_parser = parse_mime)]
+    #[arg(long, value_name = "EXT=TYPE", value_parser = values::mime_pair)]
     mime: Vec<(String, String)>,
 
-    /// Content-Type for files whose extension is unknown.
-    #[arg(long, value_name = "TYPE", default_value = "application/octet-stream")]
-    default_type: String,
+    /// Content-Type for files whose extension is unknown. [default: application/octet-stream]
+    #[arg(long, value_name = "TYPE", value_parser = values::mime_type)]
+    default_type: Option<String>,
 
     /// Cache-Control value added to file responses (200, 206, 304), e.g. "max-age=3600".
-    #[arg(long, value_name = "VALUE", value_parser = parse_header_value)]
+    #[arg(long, value_name = "VALUE", value_parser = values::header_value)]
     cache_control: Option<String>,
 
     /// Do not serve precompressed variants (F.br, F.zst, F.gz) for Accept-Encoding.
     #[arg(long)]
     no_precompressed: bool,
 
-    /// Requests with more byte ranges than this get the whole file (200).
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    max_ranges: u32,
+    /// Requests with more byte ranges than this get the whole file (200). [default: 16]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_ranges: Option<u32>,
 
     /// Serve a file under the root as the body of an error status, repeatable:
     /// --error-page 404=/errors/404.html (the status code is kept).
-    #[arg(long, value_name = "CODE=PATH", value_parser = parse_error_page)]
-    error_page: Vec<(u16, Vec<u8>)>,
+    #[arg(long, value_name = "CODE=PATH", value_parser = error_page)]
+    error_page: Vec<(u16, String)>,
 
     /// Most entries in the open-file cache (0 turns it off: open and stat on every request).
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    file_cache_entries: usize,
+    /// [default: 10000]
+    #[arg(long, value_name = "N")]
+    file_cache_entries: Option<usize>,
 }
 
-/// Seconds as `10`, `2.5`, `10s` or `500ms`.
-fn parse_secs(s: &str) -> Result<Millis, String> {
-    let (num, scale) = if let Some(ms) = s.strip_suffix("ms") {
-        (ms, 1.0)
-    } else {
-        (s.strip_suffix('s').unwrap_or(s), 1000.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(0.0..=86_400_000.0).contains(&v) || v.is_nan() {
-        return Err(format!("`{s}` is out of range"));
+/// Head limits (`--max-header-size`, `--max-request-line`): 256 bytes to 1 MiB.
+pub(super) const HEAD_SIZES: std::ops::RangeInclusive<u64> = 256..=1024 * 1024;
+
+fn head_size(s: &str) -> Result<u32, String> {
+    let n = values::parse_size(s)?;
+    if !HEAD_SIZES.contains(&n) {
+        return Err(format!("{n} is out of range (256 to 1MiB)"));
     }
-    Ok((v * scale).round() as Millis)
+    Ok(n as u32)
 }
 
-fn parse_header_value(s: &str) -> Result<String, String> {
-    if s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err("control characters are not allowed in a header value".into());
-    }
-    Ok(s.trim().to_string())
-}
-
-/// `404=/errors/404.html`: a 4xx/5xx status and a root-relative path, normalised like a
-/// request path so it can never point outside the root.
-fn parse_error_page(s: &str) -> Result<(u16, Vec<u8>), String> {
+fn error_page(s: &str) -> Result<(u16, String), String> {
     let (code, path) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not CODE=PATH"))?;
-    let code: u16 = code
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{code}` is not a status code"))?;
-    if !(400..=599).contains(&code) {
-        return Err(format!("{code} is not an error status (400-599)"));
-    }
-    let with_slash = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    };
-    let (mut rel, mut scratch) = (Vec::new(), Vec::new());
-    crate::http::path::normalize(with_slash.as_bytes(), &mut rel, &mut scratch)
-        .map_err(|e| format!("error page `{path}`: {}", e.reason()))?;
-    if rel.is_empty() {
-        return Err(format!("error page `{path}` names the root directory"));
-    }
-    Ok((code, rel))
+    values::error_page(code, path)
 }
 
-fn parse_mime(s: &str) -> Result<(String, String), String> {
-    let (ext, ty) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}` is not EXT=TYPE"))?;
-    let ext = ext.trim_start_matches('.');
-    if ext.is_empty() || ty.is_empty() || ty.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(format!("`{s}` is not EXT=TYPE"));
+/// What the command line asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Serve.
+    Run,
+    /// `-t`: validate and exit.
+    Check,
+    /// `--print-config`: print the effective configuration and exit.
+    Print,
+}
+
+/// A parsed command line.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub mode: Mode,
+    /// `-c FILE`.
+    pub config: Option<PathBuf>,
+    pub overrides: Overrides,
+}
+
+impl Invocation {
+    /// What a reload needs: the file to read again and the flags to lay over it again.
+    pub fn reloader(&self) -> Reloader {
+        Reloader::new(self.config.clone(), self.overrides.clone())
     }
-    Ok((ext.to_string(), ty.to_string()))
+}
+
+/// The settings given explicitly on the command line, already parsed and checked. Each
+/// replaces the file's top-level value (lists included); `None` leaves the file's value or the
+/// built-in default. Flags set the top level: a `[vhost]` or `[route]` that sets the same
+/// option still wins inside it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub(super) root: Option<PathBuf>,
+    /// `--listen` and `--port` together.
+    pub(super) listen: Option<Vec<SocketAddr>>,
+    pub(super) reuse_port: Option<bool>,
+    pub(super) index: Option<Vec<String>>,
+    pub(super) listing: Option<bool>,
+    pub(super) dotfiles: Option<bool>,
+    pub(super) header_timeout: Option<Millis>,
+    pub(super) keepalive_timeout: Option<Millis>,
+    pub(super) send_timeout: Option<Millis>,
+    pub(super) shutdown_timeout: Option<Millis>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_header_size: Option<u32>,
+    pub(super) max_request_line: Option<u32>,
+    pub(super) max_requests: Option<u32>,
+    pub(super) server_name: Option<String>,
+    pub(super) access_log: Option<String>,
+    pub(super) log_format: Option<LogFormat>,
+    pub(super) error_log: Option<String>,
+    pub(super) log_level: Option<Level>,
+    pub(super) mime: Option<Vec<(String, String)>>,
+    pub(super) default_type: Option<String>,
+    pub(super) cache_control: Option<String>,
+    pub(super) precompressed: Option<bool>,
+    pub(super) max_ranges: Option<u32>,
+    pub(super) error_page: Option<Vec<(u16, String)>>,
+    pub(super) file_cache_entries: Option<usize>,
 }
 
 /// Parses flags. `--help` and `--version` print and exit 0; a bad flag is one line on
 /// stderr and exit status 2.
-pub fn parse<I, T>(args: I) -> Config
+pub fn parse<I, T>(args: I) -> Invocation
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    match Cli::try_parse_from(args) {
-        Ok(cli) => cli.into_config(),
+    match try_parse(args) {
+        Ok(inv) => inv,
         Err(e)
             if matches!(
                 e.kind(),
@@ -226,7 +266,14 @@ where
         }
         Err(e) => {
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+            // "the following required arguments were not provided:" names them below.
+            if first.ends_with(':') {
+                if let Some(next) = lines.next() {
+                    first = format!("{first} {next}");
+                }
+            }
             eprintln!(
                 "tern: {} (see tern --help)",
                 first.trim_start_matches("error: ")
@@ -236,82 +283,73 @@ where
     }
 }
 
+/// [`parse`] without exiting.
+pub fn try_parse<I, T>(args: I) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(args).map(Cli::into_invocation)
+}
+
+/// Some(v) for a non-empty list, else None (not given).
+fn given<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
 impl Cli {
-    fn into_config(self) -> Config {
+    fn into_invocation(self) -> Invocation {
+        let mode = if self.check_config {
+            Mode::Check
+        } else if self.print_config {
+            Mode::Print
+        } else {
+            Mode::Run
+        };
         let mut listen = self.listen;
         if let Some(port) = self.port {
             listen.push(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
         }
-        if listen.is_empty() {
-            listen.push(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
-        }
-        let limits = Limits {
+        let overrides = Overrides {
+            root: self.root,
+            listen: given(listen),
+            reuse_port: self.reuse_port.then_some(true),
+            index: given(self.index),
+            listing: self.no_listing.then_some(false),
+            dotfiles: self.dotfiles.then_some(true),
             header_timeout: self.header_timeout,
             keepalive_timeout: self.keepalive_timeout,
             send_timeout: self.send_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            max_connections: self.max_connections,
+            max_header_size: self.max_header_size,
+            max_request_line: self.max_request_line,
             max_requests: self.max_requests,
-            max_request_line: self.max_request_line as usize,
-            max_field: self.max_header_size as usize,
-            max_head: self.max_request_line as usize + 4 * self.max_header_size as usize,
-            ..Limits::default()
-        };
-        let site = SiteOptions {
-            index: self.index.into_iter().filter(|s| !s.is_empty()).collect(),
-            listing: !self.no_listing,
-            dotfiles: self.dotfiles,
-            cache_control: self.cache_control.filter(|v| !v.is_empty()),
-            max_ranges: self.max_ranges as usize,
-            error_pages: self
-                .error_page
-                .into_iter()
-                .map(|(c, p)| (c, String::from_utf8_lossy(&p).into_owned()))
-                .collect(),
-            headers: Vec::new(),
-            mime: MimeTable::new(self.mime.into_iter().collect(), self.default_type),
-        };
-        let access_log = self.access_log.map(|p| {
-            let format = match self.log_format {
+            server_name: self.server_name,
+            access_log: self.access_log,
+            log_format: self.log_format.map(|f| match f {
                 Format::Common => LogFormat::Common,
                 Format::Combined => LogFormat::Combined,
-            };
-            (LogTarget::parse(&p), format)
-        });
-        let log_level = match self.log_level {
-            LevelArg::Error => Level::Error,
-            LevelArg::Warn => Level::Warn,
-            LevelArg::Info => Level::Info,
-            LevelArg::Debug => Level::Debug,
+            }),
+            error_log: self.error_log,
+            log_level: self.log_level.map(|l| match l {
+                LevelArg::Error => Level::Error,
+                LevelArg::Warn => Level::Warn,
+                LevelArg::Info => Level::Info,
+                LevelArg::Debug => Level::Debug,
+            }),
+            mime: given(self.mime),
+            default_type: self.default_type,
+            cache_control: self.cache_control,
+            precompressed: self.no_precompressed.then_some(false),
+            max_ranges: self.max_ranges,
+            error_page: given(self.error_page),
+            file_cache_entries: self.file_cache_entries,
         };
-        let root_route = Route {
-            prefix: "/".into(),
-            kind: RouteKind::Static(self.root),
-            site: site.clone(),
-            fallback: None,
-        };
-        Config {
-            source: None,
-            listen,
-            reuse_port: self.reuse_port,
-            limits,
-            max_connections: self.max_connections.max(1),
-            shutdown_timeout: self.shutdown_timeout,
-            error_log: LogTarget::parse(&self.error_log),
-            log_level,
-            cache: CacheConfig {
-                max_entries: self.file_cache_entries,
-                precompressed: !self.no_precompressed,
-                ..CacheConfig::default()
-            },
-            server_name: (!self.server_name.is_empty()).then_some(self.server_name),
-            vhost_dirs: false,
-            hosts: vec![Host {
-                name: String::new(),
-                aliases: Vec::new(),
-                access_log,
-                site,
-                routes: vec![root_route],
-            }],
-            default_host: 0,
+        Invocation {
+            mode,
+            config: self.config,
+            overrides,
         }
     }
 }
@@ -319,10 +357,17 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{load, Config, RouteKind};
+    use crate::log::LogTarget;
+
+    fn config(args: &[&str]) -> Config {
+        let inv = try_parse(args).expect("flags");
+        load(inv.config.as_deref(), &inv.overrides).expect("config")
+    }
 
     #[test]
     fn defaults() {
-        let c = parse(["tern"]);
+        let c = config(&["tern"]);
         assert_eq!(c.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
         assert_eq!(
             c.hosts[0].routes[0].kind,
@@ -330,18 +375,30 @@ mod tests {
         );
         assert_eq!(c.limits.header_timeout, 10_000);
         assert_eq!(c.limits.keepalive_timeout, 5_000);
+        assert_eq!(c.limits.send_timeout, 30_000);
         assert_eq!(c.limits.max_field, 16384);
         assert_eq!(c.limits.max_request_line, 8192);
         assert_eq!(c.limits.max_head, 8192 + 4 * 16384);
+        assert_eq!(c.limits.max_requests, 10_000);
         assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.shutdown_timeout, 10_000);
+        assert_eq!(c.server_name.as_deref(), Some("tern"));
+        assert_eq!(c.error_log, LogTarget::Stderr);
+        assert_eq!(c.log_level, Level::Info);
+        assert!(c.cache.precompressed);
+        assert_eq!(c.cache.max_entries, 10_000);
         assert!(c.hosts[0].site.listing);
-        assert_eq!(c.hosts[0].site.index.len(), 2);
+        assert_eq!(c.hosts[0].site, crate::config::SiteOptions::default());
         assert!(c.hosts[0].access_log.is_none());
+        assert_eq!((c.hosts.len(), c.default_host, c.source), (1, 0, None));
+        let inv = try_parse(["tern"]).unwrap();
+        assert_eq!((inv.mode, inv.config), (Mode::Run, None));
+        assert_eq!(inv.overrides, Overrides::default());
     }
 
     #[test]
     fn flags() {
-        let c = parse([
+        let c = config(&[
             "tern",
             "-l",
             "[::1]:0",
@@ -354,13 +411,20 @@ mod tests {
             "500ms",
             "--keepalive-timeout",
             "2.5",
+            "--max-header-size",
+            "32KiB",
             "--server-name",
             "",
             "--access-log",
             "-",
             "--log-format",
             "combined",
-            "site",
+            "--mime",
+            "md=text/markdown",
+            "--error-page",
+            "404=/e/404.html",
+            "--no-precompressed",
+            "src",
         ]);
         assert_eq!(
             c.listen,
@@ -369,30 +433,55 @@ mod tests {
                 "127.0.0.1:9000".parse().unwrap()
             ]
         );
+        let site = &c.hosts[0].site;
+        assert_eq!(site.index, vec!["a.html".to_string(), "b.html".to_string()]);
+        assert!(!site.listing);
+        assert_eq!(site.error_pages, vec![(404, "e/404.html".to_string())]);
         assert_eq!(
-            c.hosts[0].site.index,
-            vec!["a.html".to_string(), "b.html".to_string()]
+            &*site.mime.content_type(b"a.md"),
+            "text/markdown; charset=utf-8"
         );
-        assert!(!c.hosts[0].site.listing);
         assert_eq!(c.limits.header_timeout, 500);
         assert_eq!(c.limits.keepalive_timeout, 2500);
+        assert_eq!(c.limits.max_field, 32 * 1024);
         assert!(c.server_name.is_none());
+        assert!(!c.cache.precompressed);
         assert_eq!(
             c.hosts[0].access_log,
             Some((LogTarget::Stdout, LogFormat::Combined))
         );
         assert_eq!(
             c.hosts[0].routes[0].kind,
-            RouteKind::Static(PathBuf::from("site"))
+            RouteKind::Static(PathBuf::from("src"))
         );
+        // The route carries the host's options.
+        assert_eq!(c.hosts[0].routes[0].site, *site);
     }
 
     #[test]
-    fn secs() {
-        assert_eq!(parse_secs("10"), Ok(10_000));
-        assert_eq!(parse_secs("0.25s"), Ok(250));
-        assert_eq!(parse_secs("750ms"), Ok(750));
-        assert!(parse_secs("soon").is_err());
-        assert!(parse_secs("-1").is_err());
+    fn modes() {
+        let inv = try_parse(["tern", "-t", "-c", "x.toml"]).unwrap();
+        assert_eq!(
+            (inv.mode, inv.config.as_deref()),
+            (Mode::Check, Some(std::path::Path::new("x.toml")))
+        );
+        let inv = try_parse(["tern", "--print-config"]).unwrap();
+        assert_eq!(inv.mode, Mode::Print);
+        assert!(try_parse(["tern", "-t"]).is_err(), "-t needs -c");
+        assert!(try_parse(["tern", "-t", "--print-config", "-c", "x"]).is_err());
+        assert!(try_parse(["tern", "--max-header-size", "100"]).is_err());
+        assert!(try_parse(["tern", "--server-name", "a\r\nb"]).is_err());
+        assert_eq!(inv.reloader().path(), None);
+    }
+
+    #[test]
+    fn missing_root() {
+        let inv = try_parse(["tern", "/nonexistent/tern-root"]).unwrap();
+        let errs = load(None, &inv.overrides).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].to_string(),
+            "root \"/nonexistent/tern-root\": no such directory"
+        );
     }
 }

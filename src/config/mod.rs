@@ -1,16 +1,132 @@
 //! Configuration as plain, validated data: what the server is built from and rebuilt from on
-//! every reload. [`cli`] reads the flags, [`file`] the TOML file; [`load`] merges them
-//! (flag > file > built-in default) and validates the result. Nothing here opens sockets or
-//! serves anything: the server turns a [`Config`] into listeners and a router.
+//! every reload. [`cli`] reads the flags, `file` the TOML file (into `raw` structs); [`load`]
+//! merges them (flag > file > built-in default, in `build`) and validates the result;
+//! `print` writes a [`Config`] back as TOML. Nothing here opens sockets or serves anything:
+//! the server turns a [`Config`] into listeners and a router.
+mod build;
 pub mod cli;
+mod file;
+mod print;
+mod raw;
+mod site;
 pub mod values;
+mod vhost;
 
+use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::conn::{Limits, Millis};
 use crate::fs::{CacheConfig, MimeTable};
 use crate::log::{Level, LogFormat, LogTarget};
+
+pub use cli::{Invocation, Mode, Overrides};
+
+/// Builds the configuration from a file (if any) and the flags given: at start, for `-t` and
+/// `--print-config`, and on every SIGHUP. Without a file this is the configuration of the
+/// flags alone, as before configuration files existed. On error, every error found.
+pub fn load(file: Option<&Path>, ov: &Overrides) -> Result<Config, Vec<ConfigError>> {
+    let (tree, mut errors) = match file {
+        Some(path) => file::read(path),
+        None => (file::Tree::default(), Vec::new()),
+    };
+    let files: Vec<Option<PathBuf>> = std::iter::once(None)
+        .chain(tree.files.iter().map(|f| Some(f.name.clone())))
+        .collect();
+    let cfg = build::build(tree, ov, file, &mut errors);
+    match cfg {
+        Some(cfg) if errors.is_empty() => Ok(cfg),
+        _ => Err(sorted(errors, &files)),
+    }
+}
+
+/// Errors in reading order: the flags' first, then by file (in the order they were read),
+/// line and column.
+fn sorted(mut errors: Vec<ConfigError>, files: &[Option<PathBuf>]) -> Vec<ConfigError> {
+    errors.sort_by_key(|e| (files.iter().position(|f| *f == e.file), e.line, e.col));
+    errors.dedup();
+    errors
+}
+
+/// The effective configuration as TOML that [`load`] accepts again (`--print-config`).
+pub fn to_toml(cfg: &Config) -> String {
+    print::to_toml(cfg)
+}
+
+/// What a reload needs: the file to read again and the flags to apply again over it.
+#[derive(Clone, Debug)]
+pub struct Reloader {
+    path: Option<PathBuf>,
+    ov: Overrides,
+}
+
+impl Reloader {
+    pub fn new(path: Option<PathBuf>, ov: Overrides) -> Reloader {
+        Reloader { path, ov }
+    }
+
+    /// The configuration file, if there is one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Reads the file again; the caller keeps the running configuration on error.
+    pub fn load(&self) -> Result<Config, Vec<ConfigError>> {
+        load(self.path.as_deref(), &self.ov)
+    }
+}
+
+/// One problem with the configuration, displayed as `FILE:LINE:COL: message` (or
+/// `FILE: message`, or just the message for a flag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: Option<PathBuf>,
+    /// 1-based; 0 when unknown.
+    pub line: usize,
+    pub col: usize,
+    pub msg: String,
+}
+
+impl ConfigError {
+    /// An error with no place in a file (a flag, or the command line's root).
+    pub fn plain(msg: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: None,
+            line: 0,
+            col: 0,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}:", file.display())?;
+            if self.line > 0 {
+                write!(f, "{}:{}:", self.line, self.col)?;
+            }
+            f.write_str(" ")?;
+        }
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// An I/O error in a message's words: `no such file or directory`, without `(os error 2)`.
+fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.find(" (os error") {
+        Some(i) => &s[..i],
+        None => &s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => s.to_string(),
+    }
+}
 
 /// Everything one running configuration needs.
 #[derive(Clone, Debug)]
@@ -113,3 +229,6 @@ impl Default for SiteOptions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,583 @@
+//! The raw tree of [`super::file`] plus the flags ([`Overrides`]) to a validated [`Config`]:
+//! flag > file > built-in default for each setting, and per-site options merged route over
+//! host over top level over defaults (see `site`). Every error found is collected, each at
+//! the place in the file that caused it. Reads only metadata (roots must exist).
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use super::cli::{Overrides, HEAD_SIZES};
+use super::file::{quote, Entry, Source, Tree};
+use super::raw::{RawRoute, RawTop};
+use super::site::Layer;
+use super::vhost::{vhosts, Top};
+use super::{io_reason, values, Config, ConfigError, Host, Route, RouteKind, SiteOptions};
+use crate::conn::Limits;
+use crate::fs::CacheConfig;
+use crate::log::{Level, LogFormat, LogTarget};
+
+/// Built-in defaults of settings that have a flag (the `--help` text shows the same).
+const DEFAULT_PORT: u16 = 8080;
+const HEADER_TIMEOUT: u64 = 10_000;
+const KEEPALIVE_TIMEOUT: u64 = 5_000;
+const SEND_TIMEOUT: u64 = 30_000;
+const SHUTDOWN_TIMEOUT: u64 = 10_000;
+const MAX_CONNECTIONS: usize = 10_000;
+const MAX_HEADER_SIZE: u32 = 16 * 1024;
+const MAX_REQUEST_LINE: u32 = 8 * 1024;
+const MAX_REQUESTS: u32 = 10_000;
+const SERVER_NAME: &str = "tern";
+const FILE_CACHE_ENTRIES: usize = 10_000;
+
+/// Errors with their places: files are indexed as in [`Tree::files`].
+pub(super) struct Errors<'a> {
+    pub files: &'a [Source],
+    pub list: &'a mut Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    pub fn at(&mut self, file: usize, span: &std::ops::Range<usize>, msg: impl Into<String>) {
+        self.list.push(self.files[file].err(Some(span), msg));
+    }
+
+    fn plain(&mut self, msg: impl Into<String>) {
+        self.list.push(ConfigError::plain(msg));
+    }
+
+    /// `tern.toml:3:1`.
+    fn place(&self, file: usize, span: &std::ops::Range<usize>) -> String {
+        self.files[file].at(span)
+    }
+
+    /// An integer in `range`, or an error naming the key.
+    pub fn int(
+        &mut self,
+        file: usize,
+        key: &str,
+        v: &Spanned<i64>,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<i64> {
+        let n = *v.get_ref();
+        if range.contains(&n) {
+            return Some(n);
+        }
+        let (lo, hi) = (range.start(), range.end());
+        self.at(
+            file,
+            &v.span(),
+            format!("{key} = {n}: out of range ({lo} to {hi})"),
+        );
+        None
+    }
+}
+
+/// A path from a file: relative to that file's directory.
+pub(super) fn in_dir(dir: &Path, p: impl AsRef<Path>) -> PathBuf {
+    dir.join(p)
+}
+
+/// `root "site" (/etc/tern/site)` when the file's directory changed the path, else
+/// `root "/srv/site"`.
+fn show_path(key: &str, raw: &str, resolved: &Path) -> String {
+    if Path::new(raw) == resolved {
+        format!("{key} {}", quote(raw))
+    } else {
+        format!("{key} {} ({})", quote(raw), resolved.display())
+    }
+}
+
+/// Why `p` cannot be served as a directory (`dir`) or a single file.
+fn check_path(p: &Path, dir: bool) -> Result<(), String> {
+    match std::fs::metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(if dir {
+            "no such directory".into()
+        } else {
+            "no such file".into()
+        }),
+        Err(e) => Err(io_reason(&e)),
+        Ok(m) if dir && !m.is_dir() => Err("not a directory".into()),
+        Ok(m) if !dir && m.is_dir() => {
+            Err("is a directory, but a route whose prefix does not end in / serves one file".into())
+        }
+        Ok(m) if !dir && !m.is_file() => Err("not a regular file".into()),
+        Ok(_) => Ok(()),
+    }
+}
+
+pub(super) fn build(
+    mut tree: Tree,
+    ov: &Overrides,
+    source: Option<&Path>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Config> {
+    let mut top = std::mem::take(&mut tree.top);
+    let mut e = Errors {
+        files: &tree.files,
+        list: errors,
+    };
+    let listen = match &ov.listen {
+        Some(l) => l.clone(),
+        None => file_listen(&mut e, &top)
+            .unwrap_or_else(|| vec![SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT))]),
+    };
+    let limits = limits(&mut e, &top, ov);
+    let max_connections = ov
+        .max_connections
+        .or_else(|| count(&mut e, "max_connections", &top.max_connections))
+        .unwrap_or(MAX_CONNECTIONS)
+        .max(1);
+    let error_log = match (&ov.error_log, &top.error_log) {
+        (Some(flag), _) => LogTarget::parse(flag),
+        (None, Some(v)) => log_target(&mut e, 0, "error_log", v).unwrap_or(LogTarget::Stderr),
+        (None, None) => LogTarget::Stderr,
+    };
+    let log_level = ov
+        .log_level
+        .or_else(|| top.log_level.as_ref().and_then(|v| level(&mut e, v)))
+        .unwrap_or(Level::Info);
+    let server_name = match (&ov.server_name, &top.server_name) {
+        (Some(flag), _) => flag.clone(),
+        (None, Some(v)) => values::header_value(v.get_ref()).unwrap_or_else(|m| {
+            e.at(0, &v.span(), format!("server_name: {m}"));
+            String::new()
+        }),
+        (None, None) => SERVER_NAME.into(),
+    };
+    let cache = CacheConfig {
+        max_entries: ov
+            .file_cache_entries
+            .or_else(|| count(&mut e, "file_cache_entries", &top.file_cache_entries))
+            .unwrap_or(FILE_CACHE_ENTRIES),
+        precompressed: ov.precompressed.or(top.precompressed).unwrap_or(true),
+        ..CacheConfig::default()
+    };
+
+    let routes = std::mem::take(&mut tree.routes);
+    let format = top_format(&mut e, ov, &top);
+    let mut hosts = vec![top_host(&mut e, &mut top, ov, routes, source, format)];
+    let (site, log) = (hosts[0].site.clone(), hosts[0].access_log.clone());
+    let top_level = Top {
+        site: &site,
+        log: log.as_ref(),
+        format,
+    };
+    let default_host = vhosts(&mut e, tree.vhosts, &top_level, &mut hosts);
+    let failed = !e.list.is_empty();
+    let cfg = Config {
+        source: source.map(Path::to_path_buf),
+        listen,
+        reuse_port: ov.reuse_port.or(top.reuse_port).unwrap_or(false),
+        limits,
+        max_connections,
+        shutdown_timeout: ov
+            .shutdown_timeout
+            .or(top.shutdown_timeout.map(|d| d.0))
+            .unwrap_or(SHUTDOWN_TIMEOUT),
+        error_log,
+        log_level,
+        cache,
+        server_name: (!server_name.is_empty()).then_some(server_name),
+        vhost_dirs: top.vhost_dirs.unwrap_or(false),
+        hosts,
+        default_host,
+    };
+    (!failed).then_some(cfg)
+}
+
+/// `hosts[0]`: the top level's options (file, then the flags over them, a flag's list
+/// replacing the file's), its access log, and its routes with the `/` that ROOT, `root` or
+/// `[route."/"]` gives, first.
+fn top_host(
+    e: &mut Errors,
+    top: &mut RawTop,
+    ov: &Overrides,
+    routes: Vec<Entry<RawRoute>>,
+    source: Option<&Path>,
+    format: LogFormat,
+) -> Host {
+    let mut layer = Layer::from_raw(e, 0, top.take_site());
+    layer.apply_flags(ov);
+    let site = layer.merge_over(&SiteOptions::default());
+    let access_log = match (&ov.access_log, &top.access_log) {
+        (Some(flag), _) => Some(LogTarget::parse(flag)),
+        (None, Some(v)) => log_target(e, 0, "access_log", v),
+        (None, None) => None,
+    }
+    .map(|t| (t, format));
+
+    let mut routes = host_routes(e, routes, &site, "");
+    let slash = routes.iter().position(|r| r.prefix == "/");
+    let file_root = top
+        .root
+        .as_ref()
+        .and_then(|r| static_path(e, 0, "root", r, true));
+    if let (Some(r), Some(_)) = (&top.root, slash) {
+        e.at(
+            0,
+            &r.span(),
+            "root and [route.\"/\"] both set what / serves; keep one",
+        );
+    }
+    match (&ov.root, slash) {
+        // ROOT replaces what "/" serves, keeping the route's options.
+        (Some(flag), Some(i)) => {
+            check_flag_root(e, flag);
+            routes[i].kind = RouteKind::Static(flag.clone());
+        }
+        (Some(flag), None) => {
+            check_flag_root(e, flag);
+            routes.push(root_route(flag.clone(), &site));
+        }
+        (None, Some(_)) => {}
+        (None, None) => match file_root {
+            Some(path) => routes.push(root_route(path, &site)),
+            // Without a file the root defaults to "." as it always has; a file that gives
+            // no root leaves the top level without "/" (404) rather than serve the cwd.
+            None if source.is_none() && top.root.is_none() => {
+                let dot = PathBuf::from(".");
+                check_flag_root(e, &dot);
+                routes.push(root_route(dot, &site));
+            }
+            None => {}
+        },
+    }
+    slash_first(&mut routes);
+    Host {
+        name: String::new(),
+        aliases: Vec::new(),
+        access_log,
+        site,
+        routes,
+    }
+}
+
+fn top_format(e: &mut Errors, ov: &Overrides, top: &RawTop) -> LogFormat {
+    ov.log_format
+        .or_else(|| top.log_format.as_ref().and_then(|v| log_format(e, 0, v)))
+        .unwrap_or(LogFormat::Common)
+}
+
+/// Moves the `/` route, if any, to the front (the order routes were given in is kept).
+pub(super) fn slash_first(routes: &mut Vec<Route>) {
+    if let Some(i) = routes.iter().position(|r| r.prefix == "/") {
+        let r = routes.remove(i);
+        routes.insert(0, r);
+    }
+}
+
+/// A `root` or `static` path from file `file`, resolved against its directory and checked
+/// to be a directory (`dir`) or a regular file.
+pub(super) fn static_path(
+    e: &mut Errors,
+    file: usize,
+    key: &str,
+    v: &Spanned<String>,
+    dir: bool,
+) -> Option<PathBuf> {
+    let raw = v.get_ref();
+    if raw.is_empty() {
+        e.at(file, &v.span(), format!("{key} = \"\": expected a path"));
+        return None;
+    }
+    let path = in_dir(&e.files[file].dir, raw);
+    if let Err(mut m) = check_path(&path, dir) {
+        if dir && key == "static" && m == "not a directory" {
+            m.push_str(" (a route whose prefix ends in / serves a directory)");
+        }
+        e.at(
+            file,
+            &v.span(),
+            format!("{}: {m}", show_path(key, raw, &path)),
+        );
+        return None;
+    }
+    Some(path)
+}
+
+fn check_flag_root(e: &mut Errors, root: &Path) {
+    if let Err(m) = check_path(root, true) {
+        e.plain(format!("root {}: {m}", quote(&root.to_string_lossy())));
+    }
+}
+
+/// A host's `root` as its `/` route.
+pub(super) fn root_route(path: PathBuf, site: &SiteOptions) -> Route {
+    Route {
+        prefix: "/".into(),
+        kind: RouteKind::Static(path),
+        site: site.clone(),
+        fallback: None,
+    }
+}
+
+fn file_listen(e: &mut Errors, top: &RawTop) -> Option<Vec<SocketAddr>> {
+    if top.listen.is_none() && top.port.is_none() {
+        return None;
+    }
+    let mut out = Vec::new();
+    if let Some(list) = &top.listen {
+        for (span, item) in &list.get_ref().0 {
+            let span = span.clone().unwrap_or_else(|| list.span());
+            match item.parse::<SocketAddr>() {
+                Ok(a) => out.push(a),
+                Err(_) => e.at(
+                    0,
+                    &span,
+                    format!(
+                        "listen {}: not an address such as 127.0.0.1:8080 or [::1]:8080",
+                        quote(item)
+                    ),
+                ),
+            }
+        }
+    }
+    if let Some(port) = &top.port {
+        if let Some(p) = e.int(0, "port", port, 0..=65535) {
+            out.push(SocketAddr::from((Ipv4Addr::LOCALHOST, p as u16)));
+        }
+    }
+    if out.is_empty() {
+        if let Some(list) = &top.listen {
+            if list.get_ref().0.is_empty() {
+                e.at(0, &list.span(), "listen = []: give at least one address");
+            }
+        }
+        return None;
+    }
+    Some(out)
+}
+
+fn limits(e: &mut Errors, top: &RawTop, ov: &Overrides) -> Limits {
+    let head = |e: &mut Errors, key: &str, v: &Option<Spanned<super::raw::Size>>| {
+        let v = v.as_ref()?;
+        let n = v.get_ref().0;
+        if HEAD_SIZES.contains(&n) {
+            return Some(n as u32);
+        }
+        e.at(
+            0,
+            &v.span(),
+            format!("{key} = {n}: out of range (256 to 1MiB)"),
+        );
+        None
+    };
+    let max_field = ov
+        .max_header_size
+        .or_else(|| head(e, "max_header_size", &top.max_header_size))
+        .unwrap_or(MAX_HEADER_SIZE) as usize;
+    let max_request_line = ov
+        .max_request_line
+        .or_else(|| head(e, "max_request_line", &top.max_request_line))
+        .unwrap_or(MAX_REQUEST_LINE) as usize;
+    let max_requests = ov
+        .max_requests
+        .or_else(|| {
+            let v = top.max_requests.as_ref()?;
+            e.int(0, "max_requests", v, 1..=i64::from(u32::MAX))
+                .map(|n| n as u32)
+        })
+        .unwrap_or(MAX_REQUESTS);
+    let ms = |flag: Option<u64>, file: Option<super::raw::Duration>, default| {
+        flag.or(file.map(|d| d.0)).unwrap_or(default)
+    };
+    Limits {
+        header_timeout: ms(ov.header_timeout, top.header_timeout, HEADER_TIMEOUT),
+        keepalive_timeout: ms(
+            ov.keepalive_timeout,
+            top.keepalive_timeout,
+            KEEPALIVE_TIMEOUT,
+        ),
+        send_timeout: ms(ov.send_timeout, top.send_timeout, SEND_TIMEOUT),
+        max_requests,
+        max_request_line,
+        max_field,
+        max_head: max_request_line + 4 * max_field,
+        ..Limits::default()
+    }
+}
+
+/// A non-negative count (`max_connections`, `file_cache_entries`).
+fn count(e: &mut Errors, key: &str, v: &Option<Spanned<i64>>) -> Option<usize> {
+    let v = v.as_ref()?;
+    e.int(0, key, v, 0..=i64::MAX).map(|n| n as usize)
+}
+
+fn level(e: &mut Errors, v: &Spanned<String>) -> Option<Level> {
+    let l = Level::parse(v.get_ref());
+    if l.is_none() {
+        e.at(
+            0,
+            &v.span(),
+            format!(
+                "log_level {}: expected one of error, warn, info, debug",
+                quote(v.get_ref())
+            ),
+        );
+    }
+    l
+}
+
+pub(super) fn log_format(e: &mut Errors, file: usize, v: &Spanned<String>) -> Option<LogFormat> {
+    match v.get_ref().as_str() {
+        "common" => Some(LogFormat::Common),
+        "combined" => Some(LogFormat::Combined),
+        other => {
+            e.at(
+                file,
+                &v.span(),
+                format!("log_format {}: expected common or combined", quote(other)),
+            );
+            None
+        }
+    }
+}
+
+/// A log path from a file: `-`/`stdout`, `stderr`, or a path relative to the file's dir.
+pub(super) fn log_target(
+    e: &mut Errors,
+    file: usize,
+    key: &str,
+    v: &Spanned<String>,
+) -> Option<LogTarget> {
+    if v.get_ref().is_empty() {
+        e.at(
+            file,
+            &v.span(),
+            format!("{key} = \"\": expected a path, \"-\" or \"stderr\""),
+        );
+        return None;
+    }
+    Some(match LogTarget::parse(v.get_ref()) {
+        LogTarget::File(p) => LogTarget::File(in_dir(&e.files[file].dir, p)),
+        t => t,
+    })
+}
+
+/// The routes of one host, validated and merged over the host's options; prefixes unique.
+pub(super) fn host_routes(
+    e: &mut Errors,
+    entries: Vec<Entry<RawRoute>>,
+    host_site: &SiteOptions,
+    host: &str,
+) -> Vec<Route> {
+    let mut out: Vec<Route> = Vec::new();
+    let mut seen: Vec<(String, usize, std::ops::Range<usize>)> = Vec::new();
+    for entry in entries {
+        let prefix = entry.key.get_ref().clone();
+        if let Some((_, f, s)) = seen.iter().find(|(p, _, _)| *p == prefix) {
+            let first = e.place(*f, s);
+            e.at(
+                entry.file,
+                &entry.key.span(),
+                format!("route {} is already defined at {first}", quote(&prefix)),
+            );
+            continue;
+        }
+        seen.push((prefix, entry.file, entry.key.span()));
+        if let Some(r) = route(e, entry, host_site, host) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// What a route does, decided by which key is present: exactly one of [`KINDS`]. A later
+/// kind (`cgi`, `proxy`, `store`) is one more key in [`RawRoute`], one more variant and one
+/// more line in [`Kind::of`].
+enum Kind<'a> {
+    Static(&'a Spanned<String>),
+    Redirect(&'a Spanned<String>),
+}
+
+const KINDS: &str = "static, redirect";
+
+impl Kind<'_> {
+    fn of(raw: &RawRoute) -> Option<Kind<'_>> {
+        let mut found = Vec::new();
+        found.extend(raw.static_.as_ref().map(Kind::Static));
+        found.extend(raw.redirect.as_ref().map(Kind::Redirect));
+        match found.len() {
+            1 => found.pop(),
+            _ => None,
+        }
+    }
+}
+
+/// One route; `None` when what it does cannot be told. (Any error reported here fails the
+/// whole configuration, so a route with a bad value may still be returned.)
+fn route(
+    e: &mut Errors,
+    entry: Entry<RawRoute>,
+    host_site: &SiteOptions,
+    host: &str,
+) -> Option<Route> {
+    let (file, at, mut raw) = (entry.file, entry.key.span(), entry.raw);
+    let prefix = entry.key.into_inner();
+    let name = format!("route {}{host}", quote(&prefix));
+    if let Err(m) = values::route_prefix(&prefix) {
+        e.at(file, &at, m);
+    }
+    let site = Layer::from_raw(e, file, raw.take_site()).merge_over(host_site);
+    let dir_route = prefix.ends_with('/');
+    let kind = match Kind::of(&raw) {
+        Some(Kind::Static(p)) => {
+            if let Some(s) = &raw.status {
+                let msg = format!("{name}: status applies only to redirect routes");
+                e.at(file, &s.span(), msg);
+            }
+            RouteKind::Static(static_path(e, file, "static", p, dir_route)?)
+        }
+        Some(Kind::Redirect(to)) => redirect(e, file, to, raw.status.as_ref()),
+        None => {
+            e.at(file, &at, format!("{name}: set exactly one of {KINDS}"));
+            return None;
+        }
+    };
+    let fallback = raw.fallback.as_ref().and_then(|f| {
+        if !(dir_route && matches!(kind, RouteKind::Static(_))) {
+            let msg = format!("{name}: fallback needs a static route whose prefix ends in /");
+            e.at(file, &f.span(), msg);
+            return None;
+        }
+        values::root_relative(f.get_ref())
+            .map_err(|m| {
+                e.at(
+                    file,
+                    &f.span(),
+                    format!("fallback {}: {m}", quote(f.get_ref())),
+                )
+            })
+            .ok()
+    });
+    Some(Route {
+        prefix,
+        kind,
+        site,
+        fallback,
+    })
+}
+
+fn redirect(
+    e: &mut Errors,
+    file: usize,
+    to: &Spanned<String>,
+    status: Option<&Spanned<i64>>,
+) -> RouteKind {
+    if let Err(m) = values::redirect_url(to.get_ref()) {
+        e.at(file, &to.span(), m);
+    }
+    let status = match status {
+        None => 301,
+        Some(s) if [301, 302, 307, 308].contains(s.get_ref()) => *s.get_ref() as u16,
+        Some(s) => {
+            let msg = format!("status = {}: expected 301, 302, 307 or 308", s.get_ref());
+            e.at(file, &s.span(), msg);
+            301
+        }
+    };
+    RouteKind::Redirect {
+        to: to.get_ref().clone(),
+        status,
+    }
+}

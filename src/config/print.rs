@@ -1,0 +1,245 @@
+//! `--print-config`: a [`Config`] written back as TOML that [`super::load`] reads to the same
+//! configuration (paths made absolute, so the text means the same wherever it is saved). The
+//! top level is printed in full; a vhost or route prints only what differs from the level
+//! around it, as a person would write it.
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::file::{bare_or_quoted as key, quote};
+use super::values::show_duration;
+use super::{Config, Host, Route, RouteKind, SiteOptions};
+use crate::log::{Level, LogFormat, LogTarget};
+
+pub(super) fn to_toml(cfg: &Config) -> String {
+    let mut w = String::new();
+    w.push_str("# tern: the effective configuration (file, flags and built-in defaults)\n");
+    let listen: Vec<String> = cfg.listen.iter().map(|a| quote(&a.to_string())).collect();
+    line(&mut w, "listen", &format!("[{}]", listen.join(", ")));
+    line(&mut w, "reuse_port", &cfg.reuse_port.to_string());
+    let l = &cfg.limits;
+    for (k, ms) in [
+        ("header_timeout", l.header_timeout),
+        ("keepalive_timeout", l.keepalive_timeout),
+        ("send_timeout", l.send_timeout),
+        ("shutdown_timeout", cfg.shutdown_timeout),
+    ] {
+        line(&mut w, k, &quote(&show_duration(ms)));
+    }
+    line(&mut w, "max_connections", &cfg.max_connections.to_string());
+    line(&mut w, "max_header_size", &l.max_field.to_string());
+    line(&mut w, "max_request_line", &l.max_request_line.to_string());
+    line(&mut w, "max_requests", &l.max_requests.to_string());
+    line(
+        &mut w,
+        "server_name",
+        &quote(cfg.server_name.as_deref().unwrap_or("")),
+    );
+    line(&mut w, "error_log", &quote(&target(&cfg.error_log)));
+    let level = match cfg.log_level {
+        Level::Error => "error",
+        Level::Warn => "warn",
+        Level::Info => "info",
+        Level::Debug => "debug",
+    };
+    line(&mut w, "log_level", &quote(level));
+    line(
+        &mut w,
+        "precompressed",
+        &cfg.cache.precompressed.to_string(),
+    );
+    line(
+        &mut w,
+        "file_cache_entries",
+        &cfg.cache.max_entries.to_string(),
+    );
+    line(&mut w, "vhost_dirs", &cfg.vhost_dirs.to_string());
+    let top = &cfg.hosts[0];
+    access_log(&mut w, top.access_log.as_ref(), None);
+    site(&mut w, &top.site, None);
+    let root = root_of(top);
+    if let Some(RouteKind::Static(p)) = root.map(|r| &r.kind) {
+        line(&mut w, "root", &quote(&abs(p)));
+    }
+    routes(&mut w, top, root, "");
+    for (i, h) in cfg.hosts.iter().enumerate().skip(1) {
+        let table = format!("vhost.{}", quote(&h.name));
+        let _ = write!(w, "\n[{table}]\n");
+        if !h.aliases.is_empty() {
+            let a: Vec<String> = h.aliases.iter().map(|s| quote(s)).collect();
+            line(&mut w, "aliases", &format!("[{}]", a.join(", ")));
+        }
+        if cfg.default_host == i {
+            line(&mut w, "default", "true");
+        }
+        access_log(&mut w, h.access_log.as_ref(), Some(top.access_log.as_ref()));
+        site(&mut w, &h.site, Some(&top.site));
+        let root = root_of(h);
+        if let Some(RouteKind::Static(p)) = root.map(|r| &r.kind) {
+            line(&mut w, "root", &quote(&abs(p)));
+        }
+        routes(&mut w, h, root, &format!("{table}."));
+    }
+    w
+}
+
+fn line(w: &mut String, k: &str, v: &str) {
+    let _ = writeln!(w, "{k} = {v}");
+}
+
+/// The host's `/` route when `root = ".."` says all of it.
+fn root_of(h: &Host) -> Option<&Route> {
+    h.routes.iter().find(|r| {
+        r.prefix == "/"
+            && matches!(r.kind, RouteKind::Static(_))
+            && r.fallback.is_none()
+            && r.site == h.site
+    })
+}
+
+fn routes(w: &mut String, h: &Host, root: Option<&Route>, table: &str) {
+    for r in &h.routes {
+        if root.is_some_and(|root| std::ptr::eq(root, r)) {
+            continue;
+        }
+        let _ = write!(w, "\n[{table}route.{}]\n", quote(&r.prefix));
+        match &r.kind {
+            RouteKind::Static(p) => line(w, "static", &quote(&abs(p))),
+            RouteKind::Redirect { to, status } => {
+                line(w, "redirect", &quote(to));
+                line(w, "status", &status.to_string());
+            }
+        }
+        if let Some(f) = &r.fallback {
+            line(w, "fallback", &quote(&format!("/{f}")));
+        }
+        site(w, &r.site, Some(&h.site));
+    }
+}
+
+fn abs(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn target(t: &LogTarget) -> String {
+    match t {
+        LogTarget::Stdout => "-".into(),
+        LogTarget::Stderr => "stderr".into(),
+        LogTarget::File(p) => abs(p),
+    }
+}
+
+/// `access_log` and `log_format`, where they differ from the inherited ones (`base`).
+fn access_log(
+    w: &mut String,
+    log: Option<&(LogTarget, LogFormat)>,
+    base: Option<Option<&(LogTarget, LogFormat)>>,
+) {
+    let Some((t, f)) = log else { return };
+    let base = base.flatten();
+    if base.map(|b| &b.0) != Some(t) {
+        line(w, "access_log", &quote(&target(t)));
+    }
+    if base.map(|b| b.1) != Some(*f) {
+        let f = match f {
+            LogFormat::Common => "common",
+            LogFormat::Combined => "combined",
+        };
+        line(w, "log_format", &quote(f));
+    }
+}
+
+/// The site options: all of them (`base` None) or those that differ from `base`.
+fn site(w: &mut String, s: &SiteOptions, base: Option<&SiteOptions>) {
+    let differs = |f: &dyn Fn(&SiteOptions) -> bool| base.map_or(true, |b| !f(b));
+    if differs(&|b| b.index == s.index) {
+        let names: Vec<String> = s.index.iter().map(|n| quote(n)).collect();
+        line(w, "index", &format!("[{}]", names.join(", ")));
+    }
+    if differs(&|b| b.listing == s.listing) {
+        line(w, "listing", &s.listing.to_string());
+    }
+    if differs(&|b| b.dotfiles == s.dotfiles) {
+        line(w, "dotfiles", &s.dotfiles.to_string());
+    }
+    if differs(&|b| b.cache_control == s.cache_control) {
+        match (&s.cache_control, base) {
+            (Some(v), _) => line(w, "cache_control", &quote(v)),
+            (None, Some(_)) => line(w, "cache_control", "\"\""),
+            (None, None) => {}
+        }
+    }
+    if differs(&|b| b.max_ranges == s.max_ranges) {
+        line(w, "max_ranges", &s.max_ranges.to_string());
+    }
+    if differs(&|b| b.mime.default_type() == s.mime.default_type()) {
+        line(w, "default_type", &quote(s.mime.default_type()));
+    }
+    let old_mime = base.map(|b| b.mime.overrides()).unwrap_or_default();
+    let mime: Vec<(String, String)> = s
+        .mime
+        .overrides()
+        .into_iter()
+        .filter(|e| !old_mime.contains(e))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    table(w, "mime", &mime);
+    let pages = changes(
+        &s.error_pages,
+        base.map(|b| &b.error_pages[..]).unwrap_or_default(),
+        |a, b| a == b,
+    );
+    let pages: Vec<(String, String)> = pages
+        .into_iter()
+        .map(|(c, p)| {
+            (
+                c.to_string(),
+                p.map(|p| format!("/{p}")).unwrap_or_default(),
+            )
+        })
+        .collect();
+    table(w, "error_page", &pages);
+    let headers = changes(
+        &s.headers,
+        base.map(|b| &b.headers[..]).unwrap_or_default(),
+        |a: &String, b: &String| a.eq_ignore_ascii_case(b),
+    );
+    let headers: Vec<(String, String)> = headers
+        .into_iter()
+        .map(|(n, v)| (n, v.unwrap_or_default()))
+        .collect();
+    table(w, "headers", &headers);
+}
+
+/// The entries of `now` that are new or changed against `was`, and `(key, None)` for those
+/// `was` has and `now` lacks (printed as `""`, which removes them).
+fn changes<K: Clone, V: Clone + PartialEq>(
+    now: &[(K, V)],
+    was: &[(K, V)],
+    same: impl Fn(&K, &K) -> bool,
+) -> Vec<(K, Option<V>)> {
+    let mut out: Vec<(K, Option<V>)> = now
+        .iter()
+        .filter(|(k, v)| !was.iter().any(|(k2, v2)| same(k, k2) && v == v2))
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    for (k, _) in was {
+        if !now.iter().any(|(k2, _)| same(k, k2)) {
+            out.push((k.clone(), None));
+        }
+    }
+    out
+}
+
+fn table(w: &mut String, name: &str, entries: &[(String, String)]) {
+    if entries.is_empty() {
+        return;
+    }
+    let items: Vec<String> = entries
+        .iter()
+        .map(|(k, v)| format!("{} = {}", key(k), quote(v)))
+        .collect();
+    line(w, name, &format!("{{ {} }}", items.join(", ")));
+}

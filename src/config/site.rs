@@ -1,0 +1,233 @@
+//! The per-site options one level (top level, vhost, route) sets, validated, and how they
+//! merge over the wider level's [`SiteOptions`]: scalars and `index` replace; `mime` merges
+//! per extension, `error_page` per code, `headers` per case-insensitive name (an empty value
+//! removes an inherited header or error page).
+use std::collections::HashMap;
+
+use toml::Spanned;
+
+use super::build::Errors;
+use super::cli::Overrides;
+use super::file::quote;
+use super::raw::{RawSite, Table};
+use super::{values, SiteOptions};
+use crate::fs::MimeTable;
+
+#[derive(Debug, Default)]
+pub(super) struct Layer {
+    index: Option<Vec<String>>,
+    listing: Option<bool>,
+    dotfiles: Option<bool>,
+    /// `""` turns an inherited value off.
+    cache_control: Option<String>,
+    max_ranges: Option<usize>,
+    /// `None`: remove the inherited page for that code.
+    error_pages: Vec<(u16, Option<String>)>,
+    mime: Vec<(String, String)>,
+    default_type: Option<String>,
+    /// `None`: remove the inherited header.
+    headers: Vec<(String, Option<String>)>,
+}
+
+impl Layer {
+    pub fn from_raw(e: &mut Errors, file: usize, raw: RawSite) -> Layer {
+        let mut l = Layer {
+            listing: raw.listing,
+            dotfiles: raw.dotfiles,
+            ..Layer::default()
+        };
+        if let Some(list) = raw.index {
+            let mut names = Vec::new();
+            for (span, item) in &list.get_ref().0 {
+                match values::index_name(item) {
+                    Ok(n) => names.push(n),
+                    Err(m) => e.at(file, span.as_ref().unwrap_or(&list.span()), m),
+                }
+            }
+            l.index = Some(names);
+        }
+        if let Some(v) = raw.cache_control {
+            match values::header_value(v.get_ref()) {
+                Ok(s) => l.cache_control = Some(s),
+                Err(m) => e.at(file, &v.span(), format!("cache_control: {m}")),
+            }
+        }
+        if let Some(v) = raw.max_ranges {
+            l.max_ranges = e.int(file, "max_ranges", &v, 1..=1000).map(|n| n as usize);
+        }
+        for (code, page) in raw.error_page.iter().flatten() {
+            let code_n = match values::error_code(code.get_ref()) {
+                Ok(c) => c,
+                Err(m) => {
+                    e.at(file, &code.span(), format!("error_page: {m}"));
+                    continue;
+                }
+            };
+            if page.get_ref().is_empty() {
+                l.error_pages.push((code_n, None));
+                continue;
+            }
+            match values::root_relative(page.get_ref()) {
+                Ok(p) => l.error_pages.push((code_n, Some(p))),
+                Err(m) => e.at(
+                    file,
+                    &page.span(),
+                    format!("error_page {code_n} = {}: {m}", quote(page.get_ref())),
+                ),
+            }
+        }
+        l.mime = mime(e, file, raw.mime.as_ref());
+        if let Some(v) = raw.default_type {
+            match values::mime_type(v.get_ref()) {
+                Ok(t) => l.default_type = Some(t),
+                Err(m) => e.at(file, &v.span(), format!("default_type: {m}")),
+            }
+        }
+        l.headers = headers(e, file, raw.headers.as_ref());
+        l
+    }
+
+    /// The flags given, over the file's top level: each replaces the file's value, lists and
+    /// tables whole.
+    pub fn apply_flags(&mut self, ov: &Overrides) {
+        if let Some(index) = &ov.index {
+            self.index = Some(index.iter().filter(|s| !s.is_empty()).cloned().collect());
+        }
+        self.listing = ov.listing.or(self.listing);
+        self.dotfiles = ov.dotfiles.or(self.dotfiles);
+        if let Some(c) = &ov.cache_control {
+            self.cache_control = Some(c.clone());
+        }
+        if let Some(n) = ov.max_ranges {
+            self.max_ranges = Some(n as usize);
+        }
+        if let Some(pages) = &ov.error_page {
+            self.error_pages = pages.iter().map(|(c, p)| (*c, Some(p.clone()))).collect();
+        }
+        if let Some(m) = &ov.mime {
+            self.mime = m.clone();
+        }
+        if let Some(t) = &ov.default_type {
+            self.default_type = Some(t.clone());
+        }
+    }
+
+    /// This level's values over `base`.
+    pub fn merge_over(&self, base: &SiteOptions) -> SiteOptions {
+        let mut o = base.clone();
+        if let Some(i) = &self.index {
+            o.index = i.clone();
+        }
+        o.listing = self.listing.unwrap_or(o.listing);
+        o.dotfiles = self.dotfiles.unwrap_or(o.dotfiles);
+        if let Some(c) = &self.cache_control {
+            o.cache_control = (!c.is_empty()).then(|| c.clone());
+        }
+        o.max_ranges = self.max_ranges.unwrap_or(o.max_ranges);
+        for (code, page) in &self.error_pages {
+            o.error_pages.retain(|(c, _)| c != code);
+            if let Some(p) = page {
+                o.error_pages.push((*code, p.clone()));
+            }
+        }
+        o.error_pages.sort_by_key(|(c, _)| *c);
+        if !self.mime.is_empty() || self.default_type.is_some() {
+            let mut table: HashMap<String, String> = base
+                .mime
+                .overrides()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            table.extend(self.mime.iter().cloned());
+            let default = self
+                .default_type
+                .clone()
+                .unwrap_or_else(|| base.mime.default_type().to_string());
+            o.mime = MimeTable::new(table, default);
+        }
+        for (name, value) in &self.headers {
+            o.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            if let Some(v) = value {
+                o.headers.push((name.clone(), v.clone()));
+            }
+        }
+        o.headers
+            .sort_by_cached_key(|(n, _)| n.to_ascii_lowercase());
+        o
+    }
+}
+
+fn mime(e: &mut Errors, file: usize, table: Option<&Table>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (ext, ty) in table.into_iter().flatten() {
+        let ext_n = match values::mime_ext(ext.get_ref()) {
+            Ok(x) => x,
+            Err(m) => {
+                e.at(file, &ext.span(), format!("mime: {m}"));
+                continue;
+            }
+        };
+        if out.iter().any(|(x, _)| *x == ext_n) {
+            e.at(
+                file,
+                &ext.span(),
+                format!("mime: extension {} is set twice", quote(&ext_n)),
+            );
+            continue;
+        }
+        match values::mime_type(ty.get_ref()) {
+            Ok(t) => out.push((ext_n, t)),
+            Err(m) => e.at(
+                file,
+                &ty.span(),
+                format!("mime {}: {m}", quote(ext.get_ref())),
+            ),
+        }
+    }
+    out
+}
+
+fn headers(e: &mut Errors, file: usize, table: Option<&Table>) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for (name, value) in table.into_iter().flatten() {
+        let n: &Spanned<String> = name;
+        let at = n.span();
+        let n = n.get_ref();
+        if !values::is_token(n) {
+            e.at(
+                file,
+                &at,
+                format!(
+                    "header name {}: not a token (letters, digits and !#$%&'*+-.^_`|~)",
+                    quote(n)
+                ),
+            );
+            continue;
+        }
+        if let Some(why) = values::forbidden_header(n) {
+            e.at(
+                file,
+                &at,
+                format!("header {} cannot be set in headers: {why}", quote(n)),
+            );
+            continue;
+        }
+        if out.iter().any(|(x, _)| x.eq_ignore_ascii_case(n)) {
+            e.at(
+                file,
+                &at,
+                format!(
+                    "header {} is set twice (names are case-insensitive)",
+                    quote(n)
+                ),
+            );
+            continue;
+        }
+        match values::header_value(value.get_ref()) {
+            Ok(v) if v.is_empty() => out.push((n.clone(), None)),
+            Ok(v) => out.push((n.clone(), Some(v))),
+            Err(m) => e.at(file, &value.span(), format!("header {}: {m}", quote(n))),
+        }
+    }
+    out
+}
