@@ -512,7 +512,7 @@ fn route(
     host_site: &SiteOptions,
     host: &str,
 ) -> Option<Route> {
-    let (file, at, mut raw) = (entry.file, entry.key.span(), entry.raw);
+    let (file, at, mut raw, partial) = (entry.file, entry.key.span(), entry.raw, entry.partial);
     let prefix = entry.key.into_inner();
     let name = format!("route {}{host}", quote(&prefix));
     if let Err(m) = values::route_prefix(&prefix) {
@@ -529,6 +529,8 @@ fn route(
             RouteKind::Static(static_path(e, file, "static", p, dir_route)?)
         }
         Some(Kind::Redirect(to)) => redirect(e, file, to, raw.status.as_ref()),
+        // A bad `static = 5` was reported already; its absence is no news.
+        None if partial => return None,
         None => {
             e.at(file, &at, format!("{name}: set exactly one of {KINDS}"));
             return None;

@@ -33,13 +33,14 @@ impl Source {
         (line, before[start..].chars().count() + 1)
     }
 
+    /// An error at `span` (or at no particular place); one line whatever the message.
     pub fn err(&self, span: Option<&Range<usize>>, msg: impl Into<String>) -> ConfigError {
         let (line, col) = span.map_or((0, 0), |s| self.line_col(s.start));
         ConfigError {
             file: Some(self.name.clone()),
             line,
             col,
-            msg: msg.into(),
+            msg: msg.into().trim_end().replace('\n', "; "),
         }
     }
 
@@ -55,6 +56,8 @@ pub(super) struct Entry<T> {
     pub file: usize,
     pub key: Spanned<String>,
     pub raw: T,
+    /// A key of the table was bad (and reported) and is missing from `raw`.
+    pub partial: bool,
 }
 
 pub(super) struct VhostEntry {
@@ -85,7 +88,7 @@ pub(super) fn read(path: &Path) -> (Tree, Vec<ConfigError>) {
     let Some(table) = parse(src, &mut errors) else {
         return (tree, errors);
     };
-    let top = de::<RawTop>(src, &table, "at the top level", &mut errors);
+    let top = de::<RawTop>(src, &table, "at the top level", &mut errors).map(|(t, _)| t);
     let mut parts = Parts::default();
     parts.tables(src, main, &table, &mut errors);
     drop(table);
@@ -186,13 +189,14 @@ impl Parts {
                             .filter(|(k, _)| k.get_ref() == "route")
                             .flat_map(|(_, v)| routes(src, file, v, &ctx, errors))
                             .collect();
-                        if let Some(raw) = de::<RawVhost>(src, table, &format!("in {ctx}"), errors)
-                        {
+                        let ctx = format!("in {ctx}");
+                        if let Some((raw, partial)) = de::<RawVhost>(src, table, &ctx, errors) {
                             self.vhosts.push(VhostEntry {
                                 entry: Entry {
                                     file,
                                     key: name,
                                     raw,
+                                    partial,
                                 },
                                 routes,
                             });
@@ -230,11 +234,12 @@ fn routes(
     let shape = format!("[{dotted}route.\"/prefix\"]");
     for (prefix, table) in subtables(src, value, "route", &shape, errors) {
         let ctx = format!("in [{dotted}route.{}]", quote(prefix.get_ref()));
-        if let Some(raw) = de::<RawRoute>(src, table, &ctx, errors) {
+        if let Some((raw, partial)) = de::<RawRoute>(src, table, &ctx, errors) {
             out.push(Entry {
                 file,
                 key: prefix,
                 raw,
+                partial,
             });
         }
     }
@@ -272,19 +277,20 @@ fn subtables<'t, 'i>(
 
 /// serde into `T`, reporting every bad key of the table: on an error, the message names the
 /// key and the table (`ctx`), and the key is dropped and the rest read again, so that what is
-/// left can still be checked. `None` only if an error names no key.
+/// left can still be checked; `true` with it when a key was dropped. `None` only if an error
+/// names no key.
 fn de<T: for<'de> Deserialize<'de>>(
     src: &Source,
     table: &DeTable<'_>,
     ctx: &str,
     errors: &mut Vec<ConfigError>,
-) -> Option<T> {
+) -> Option<(T, bool)> {
     let mut table = table.clone();
     // Each round drops one key; past this many bad keys, the rest is not worth reading.
-    for _ in 0..64 {
+    for round in 0..64 {
         let value = Spanned::new(0..0, DeValue::Table(table.clone()));
         let e = match T::deserialize(ValueDeserializer::from(value)) {
-            Ok(t) => return Some(t),
+            Ok(t) => return Some((t, round > 0)),
             Err(e) => e,
         };
         let span = e.span();

@@ -205,6 +205,11 @@ fn unknown_keys() {
         e,
         "tern.toml:3:19: key \"headers.X-A\" in [route.\"/x/\"]: expected a string, found integer 1"
     );
+    // A bad `static` is one error, not also "set exactly one of static, redirect".
+    assert_eq!(
+        d.error("[route.\"/x/\"]\nstatic = 5\n"),
+        "tern.toml:2:10: key \"static\" in [route.\"/x/\"]: expected a string, found integer 5"
+    );
     let e = d.error("vhost = 3\n");
     assert!(e.starts_with("tern.toml:1:9: vhost must be a table"), "{e}");
 }
