@@ -38,12 +38,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cfg: &config::Config, _reloader: config::Reloader) -> std::io::Result<()> {
+fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> {
     // Start-up order (darkhttpd, nginx): sockets first, then logs and the root.
     let listeners = tern::server::bind(&cfg.listen, cfg.reuse_port)?;
     let mut server = tern::server::Server::new(cfg, listeners)?;
-    // The server reads the file again on SIGHUP through this (`_reloader.load()`), once it
-    // has `set_reloader`.
+    // SIGHUP reads the file again with the same flags over it (without -c: the flags).
+    server.set_reloader(Box::new(move || {
+        reloader
+            .load()
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    }));
     let mut out = std::io::stdout().lock();
     for addr in server.local_addrs() {
         writeln!(out, "listening on http://{addr}")?;

@@ -681,7 +681,7 @@ mod tests {
                 mk("example.com", &["www.example.com", "*.example.com"]),
                 mk("api.example.com", &["*.api.example.com"]),
             ],
-            ..crate::config::cli::parse(["tern"])
+            ..crate::config::load(None, &Default::default()).expect("the defaults")
         };
         let r = Router::build(&cfg, &mut MemFs::new()).expect("builds");
         let h = |n: &str| r.host(Some(n.as_bytes()));
