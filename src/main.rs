@@ -42,12 +42,15 @@ fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> 
     // Start-up order (darkhttpd, nginx): sockets first, then logs and the root.
     let listeners = tern::server::bind(&cfg.listen, cfg.reuse_port)?;
     let mut server = tern::server::Server::new(cfg, listeners)?;
-    // SIGHUP reads the file again with the same flags over it (without -c: the flags).
-    server.set_reloader(Box::new(move || {
-        reloader
-            .load()
-            .map_err(|errors| errors.iter().map(ToString::to_string).collect())
-    }));
+    // SIGHUP reads the file again with the same flags over it; without -c it only reopens
+    // the logs (the flags cannot change).
+    if reloader.path().is_some() {
+        server.set_reloader(Box::new(move || {
+            reloader
+                .load()
+                .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+        }));
+    }
     let mut out = std::io::stdout().lock();
     for addr in server.local_addrs() {
         writeln!(out, "listening on http://{addr}")?;
