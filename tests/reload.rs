@@ -94,7 +94,10 @@ fn a_broken_file_keeps_the_old_configuration() {
     for text in broken {
         write(&s.cfg, &expand(&s.site, text));
         let log = reload(&srv, "still serving the old configuration");
-        assert!(log.contains("tern.toml:"), "the error names the file:\n{log}");
+        assert!(
+            log.contains("tern.toml:"),
+            "the error names the file:\n{log}"
+        );
         assert_eq!(get(&srv, "/x/f.txt"), (200, "first".into()), "{text}");
         assert_eq!(get(&srv, "/f.txt"), (200, "first".into()), "{text}");
     }
@@ -128,17 +131,24 @@ fn listeners_are_kept_added_and_closed() {
         error_log,
     };
     assert_eq!(srv.addr.port(), a);
-    let kept = srv.connect(); // an idle keep-alive connection across the reloads
+    // A keep-alive connection (accepted: it has sent a request) that idles across reloads.
+    let mut kept = srv.connect();
+    use std::io::Write;
+    kept.write_all(b"GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(common::read_response(&mut kept, false).unwrap().status, 200);
     write(&s.cfg, &expand(&s.site, &with(&[a, b])));
     reload(&srv, "configuration reloaded");
     assert!(TcpStream::connect(("127.0.0.1", b)).is_ok(), "new listener");
     assert_eq!(get(&srv, "/f.txt").0, 200, "the old listener still serves");
     write(&s.cfg, &expand(&s.site, &with(&[b])));
     reload(&srv, "configuration reloaded");
-    assert!(TcpStream::connect(("127.0.0.1", a)).is_err(), "closed listener");
-    let mut kept = kept;
-    use std::io::Write;
-    kept.write_all(b"GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(
+        TcpStream::connect(("127.0.0.1", a)).is_err(),
+        "closed listener"
+    );
+    kept.write_all(b"GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let r = common::read_response(&mut kept, false).expect("answered on the old connection");
     assert_eq!(r.status, 200);
 }
@@ -165,5 +175,8 @@ fn reloads_under_load_fail_no_request() {
     assert!(text.contains("Complete requests:      40000"), "{text}");
     assert!(text.contains("Failed requests:        0"), "{text}");
     assert!(!text.contains("Non-2xx"), "{text}");
-    assert!(reloads >= 3, "only {reloads} reloads happened during the load");
+    assert!(
+        reloads >= 3,
+        "only {reloads} reloads happened during the load"
+    );
 }

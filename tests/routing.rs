@@ -100,7 +100,11 @@ fn host_picks_the_virtual_host() {
     ];
     for (host, want) in cases {
         let r = get(&srv, "/name.txt", host);
-        assert_eq!((r.status, body(&r)), (200, want.to_string()), "Host: {host}");
+        assert_eq!(
+            (r.status, body(&r)),
+            (200, want.to_string()),
+            "Host: {host}"
+        );
     }
     // HTTP/1.0 without Host: the default host.
     let r = srv.get("GET /name.txt HTTP/1.0\r\n\r\n");
@@ -145,9 +149,21 @@ fn vhost_dirs_serves_root_host_and_never_escapes() {
     assert_eq!(body(&get(&srv, "/name.txt", "A.TEST:8080")), "a");
     assert_eq!(body(&get(&srv, "/name.txt", "a.test.")), "a");
     assert_eq!(body(&get(&srv, "/", "a.test")), "a");
-    assert_eq!(body(&get(&srv, "/name.txt", "unknown.test")), "default-name");
+    assert_eq!(
+        body(&get(&srv, "/name.txt", "unknown.test")),
+        "default-name"
+    );
     // lighttpd CVE-2018-18778 style: Host must not name a path.
-    for host in ["..", ".git", "a..b", "%2e%2e", "evil.test", ".", "a.test..", "[::1]"] {
+    for host in [
+        "..",
+        ".git",
+        "a..b",
+        "%2e%2e",
+        "evil.test",
+        ".",
+        "a.test..",
+        "[::1]",
+    ] {
         let r = get(&srv, "/name.txt", host);
         assert!(
             r.status == 400 || (r.status == 200 && body(&r) == "default-name"),
@@ -241,8 +257,10 @@ fn longest_prefix_on_whole_segments() {
     // The route's own options: no listing under /img/big/.
     assert_eq!(get(&srv, "/img/big/empty/", "x").status, 403);
     assert_eq!(get(&srv, "/img/sub/", "x").status, 200);
-    // A file route serves only that exact path.
-    assert_eq!(get(&srv, "/users/", "x").status, 404);
+    // A file route serves only that exact path: `/users/` is the `/` route's directory.
+    let r = get(&srv, "/users/", "x");
+    assert_eq!(r.status, 200);
+    assert!(body(&r).contains("x"), "the listing of top/users/");
     // Only GET/HEAD/OPTIONS on static routes.
     let r = srv.get("DELETE /img/a.png HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 405);
@@ -255,7 +273,11 @@ fn redirect_routes_pass_the_rest_on_encoded() {
         ("/old/", 308, "https://new.example/"),
         ("/old/a/b.html", 308, "https://new.example/a/b.html"),
         ("/old/a%20b?q=1&r", 308, "https://new.example/a%20b?q=1&r"),
-        ("/old/%0d%0aSet-Cookie:x", 308, "https://new.example/%0d%0aSet-Cookie:x"),
+        (
+            "/old/%0d%0aSet-Cookie:x",
+            308,
+            "https://new.example/%0d%0aSet-Cookie:x",
+        ),
         ("/old/x/../y", 308, "https://new.example/y"),
         ("/gone", 301, "https://new.example/elsewhere"),
         ("/gone?q=1", 301, "https://new.example/elsewhere"),
@@ -328,7 +350,10 @@ fn per_host_access_logs() {
     let toml = format!(
         "{HOSTS}\n",
         HOSTS = HOSTS
-            .replace("root = \"@/top\"", "root = \"@/top\"\naccess_log = \"@/top.log\"")
+            .replace(
+                "root = \"@/top\"",
+                "root = \"@/top\"\naccess_log = \"@/top.log\""
+            )
             .replace("root = \"@/a\"", "root = \"@/a\"\naccess_log = \"@/a.log\"")
     );
     let mut srv = c.start(&toml, &[]);
@@ -339,9 +364,15 @@ fn per_host_access_logs() {
     assert_eq!(srv.wait(std::time::Duration::from_secs(5)), Some(0));
     let a = std::fs::read_to_string(c.site.outside("a.log")).unwrap();
     let top = std::fs::read_to_string(c.site.outside("top.log")).unwrap();
-    assert!(a.contains("for-a") && !a.contains("for-b") && !a.contains("for-top"), "{a}");
+    assert!(
+        a.contains("for-a") && !a.contains("for-b") && !a.contains("for-top"),
+        "{a}"
+    );
     // Hosts without their own log write to the top level's.
-    assert!(top.contains("for-b") && top.contains("for-top") && !top.contains("for-a"), "{top}");
+    assert!(
+        top.contains("for-b") && top.contains("for-top") && !top.contains("for-a"),
+        "{top}"
+    );
 }
 
 #[test]
@@ -354,7 +385,12 @@ fn well_known_is_served_while_dotfiles_are_hidden() {
     let srv = c.start("root = \"@/top\"\n", &[]);
     let r = get(&srv, "/.well-known/acme-challenge/TOKEN", "x");
     assert_eq!((r.status, body(&r)), (200, "proof".to_string()));
-    for hidden in ["/.env", "/.git/config", "/.well-known/.hidden", "/x/../.env"] {
+    for hidden in [
+        "/.env",
+        "/.git/config",
+        "/.well-known/.hidden",
+        "/x/../.env",
+    ] {
         assert_eq!(get(&srv, hidden, "x").status, 404, "{hidden}");
     }
 }

@@ -153,7 +153,7 @@ fn access_log(
 
 /// The site options: all of them (`base` None) or those that differ from `base`.
 fn site(w: &mut String, s: &SiteOptions, base: Option<&SiteOptions>) {
-    let differs = |f: &dyn Fn(&SiteOptions) -> bool| base.map_or(true, |b| !f(b));
+    let differs = |f: &dyn Fn(&SiteOptions) -> bool| base.is_none_or(|b| !f(b));
     if differs(&|b| b.index == s.index) {
         let names: Vec<String> = s.index.iter().map(|n| quote(n)).collect();
         line(w, "index", &format!("[{}]", names.join(", ")));

@@ -178,7 +178,7 @@ fn accept_q(values: &[&[u8]], media: (&[u8], &[u8])) -> Q {
             }
             _ => continue,
         };
-        if best.map_or(true, |(b, _)| spec > b) {
+        if best.is_none_or(|(b, _)| spec > b) {
             best = Some((spec, q));
         }
     }
