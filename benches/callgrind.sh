@@ -62,7 +62,7 @@ elif [ -n "${ROUTES:-}" ]; then
         echo '[vhost."b.example"]'
         echo 'root = "root"'
         echo 'aliases = ["www.b.example", "*.b.example", "127.0.0.1", "localhost"]'
-        echo 'headers = { "X-Frame-Options" = "DENY" }'
+        [ -z "${NO_HEADERS:-}" ] && echo 'headers = { "X-Frame-Options" = "DENY" }'
         for r in img css js fonts static media downloads; do
             printf '[vhost."b.example".route."/%s/"]\nstatic = "other"\n' "$r"
         done

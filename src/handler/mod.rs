@@ -12,6 +12,9 @@ use std::rc::Rc;
 pub use route::Router;
 use route::{Action, Kind, Match, MAX_HOST};
 
+/// Longest `Host` value remembered for the next request.
+const LAST_RAW: usize = 64;
+
 use crate::conn::{CloseReason, Exchange, Out, Service};
 use crate::fs::{Fs, RootId};
 use crate::http::date::DateCache;
@@ -94,6 +97,11 @@ pub struct Handler<F: Fs> {
     /// The request's host name, normalised (only when some host has a name).
     host_name: [u8; MAX_HOST],
     host_len: usize,
+    /// The last raw host value looked up and the host it chose: clients on keep-alive
+    /// connections (and most clients of a site) send the same `Host` again and again.
+    last_raw: [u8; LAST_RAW],
+    last_raw_len: usize,
+    last_host: usize,
     /// Reused buffers: scratch space, listings and generated pages.
     scratch: Vec<u8>,
     entries: Vec<crate::fs::ListEntry>,
@@ -126,6 +134,9 @@ impl<F: Fs> Handler<F> {
             root: 0,
             host_name: [0; MAX_HOST],
             host_len: 0,
+            last_raw: [0; LAST_RAW],
+            last_raw_len: usize::MAX,
+            last_host: 0,
             scratch: Vec::with_capacity(256),
             entries: Vec::new(),
             page: Vec::with_capacity(4096),
@@ -244,15 +255,36 @@ impl<F: Fs> Handler<F> {
     /// normalised (into `host_name`); the default host when none matches (or no host has a
     /// name).
     fn vhost(&mut self, ex: &Exchange<'_>, target: &[u8]) -> usize {
-        let router = &self.router;
-        self.host_len = 0;
-        if !router.named {
-            return router.default;
+        if !self.router.named {
+            self.host_len = 0;
+            return self.router.default;
         }
-        let raw = route::target_authority(target).or(ex.req.host.map(|h| h.get(ex.head)));
-        let norm = raw.and_then(|r| route::normalize_host(r, &mut self.host_name));
+        // The Host header was checked by the parser; an absolute-form authority is checked
+        // here the same way, and an invalid one names no host.
+        let raw = match route::target_authority(target) {
+            Some(a) => crate::http::request::valid_host(a).then_some(a),
+            None => ex.req.host.map(|h| h.get(ex.head)),
+        };
+        let raw = raw.unwrap_or_default();
+        if raw.len() == self.last_raw_len && route::words_eq(raw, &self.last_raw[..raw.len()]) {
+            // Same value as last time: same name (still in `host_name`), same host.
+            return self.last_host;
+        }
+        let norm = route::normalize_host(raw, &mut self.host_name);
         self.host_len = norm.map_or(0, <[u8]>::len);
-        router.host(norm)
+        let host = self.router.host(norm);
+        if let Some(keep) = self.last_raw.get_mut(..raw.len()) {
+            keep.copy_from_slice(raw);
+            (self.last_raw_len, self.last_host) = (raw.len(), host);
+        }
+        host
+    }
+
+    /// Serves requests from now on with `router` (a reload).
+    pub fn set_router(&mut self, router: Router) {
+        self.router = Rc::new(router);
+        self.site = Rc::clone(&self.router.hosts[self.router.default].site);
+        self.last_raw_len = usize::MAX;
     }
 
     /// Routes a request and runs the action of its route.

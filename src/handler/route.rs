@@ -96,10 +96,43 @@ pub struct Vhost {
     /// Directory routes other than `/`, keyed by the prefix without its slashes (`img` for
     /// `/img/`, `a/b` for `/a/b/`): the form of a normalised path.
     dirs: FxMap<usize>,
-    /// Bit `n` set when some key of `dirs` is `n` bytes long (bit 63: 63 or longer).
-    dir_lens: u64,
+    /// Which (length, first byte) pairs keys of `dirs` have, so a path probes only
+    /// prefixes some route could have (see [`Sig`]).
+    dir_sig: Sig,
     /// File routes keyed the same way (`users` for `/users`).
     files: FxMap<usize>,
+    file_sig: Sig,
+}
+
+/// A filter over keys: the set of their first bytes and a 64-bit set of their (length,
+/// first byte) pairs. A key not in it is surely absent, so most requests for a static file
+/// probe no map at all.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sig {
+    first: [u64; 4],
+    pairs: u64,
+}
+
+impl Sig {
+    fn bit(len: usize, first: u8) -> u64 {
+        1 << (len.wrapping_mul(7).wrapping_add(usize::from(first)) & 63)
+    }
+
+    fn add(&mut self, key: &[u8]) {
+        let first = key.first().copied().unwrap_or(0);
+        self.first[usize::from(first >> 6)] |= 1 << (first & 63);
+        self.pairs |= Sig::bit(key.len(), first);
+    }
+
+    #[inline]
+    fn has_first(&self, first: u8) -> bool {
+        self.first[usize::from(first >> 6)] & (1 << (first & 63)) != 0
+    }
+
+    #[inline]
+    fn may_have(&self, len: usize, first: u8) -> bool {
+        self.pairs & Sig::bit(len, first) != 0
+    }
 }
 
 /// What a normalised path matches on one host.
@@ -113,10 +146,6 @@ pub enum Match {
     /// The path names a directory route without its trailing slash: 301 to `path/`.
     AddSlash,
     None,
-}
-
-fn len_bit(n: usize) -> u64 {
-    1 << n.min(63)
 }
 
 impl Vhost {
@@ -135,8 +164,12 @@ impl Vhost {
         self.find_prefix(rel, dir)
     }
 
+    #[inline]
     fn find_prefix(&self, rel: &[u8], dir: bool) -> Match {
-        if !dir && !self.files.is_empty() {
+        let Some(&first) = rel.first() else {
+            return self.root_match();
+        };
+        if !dir && self.file_sig.has_first(first) && self.file_sig.may_have(rel.len(), first) {
             if let Some(&route) = self.files.get(rel) {
                 return Match::Route {
                     route,
@@ -144,28 +177,33 @@ impl Vhost {
                 };
             }
         }
-        if !self.dirs.is_empty() && !rel.is_empty() {
-            if self.dir_lens & len_bit(rel.len()) != 0 {
-                if let Some(&route) = self.dirs.get(rel) {
-                    if !dir {
-                        return Match::AddSlash;
-                    }
-                    return Match::Route {
-                        route,
-                        rest: rel.len(),
-                    };
+        if !self.dir_sig.has_first(first) {
+            return self.root_match();
+        }
+        if self.dir_sig.may_have(rel.len(), first) {
+            if let Some(&route) = self.dirs.get(rel) {
+                if !dir {
+                    return Match::AddSlash;
                 }
-            }
-            let mut end = rel.len();
-            while let Some(i) = memchr::memrchr(b'/', &rel[..end]) {
-                if self.dir_lens & len_bit(i) != 0 {
-                    if let Some(&route) = self.dirs.get(&rel[..i]) {
-                        return Match::Route { route, rest: i + 1 };
-                    }
-                }
-                end = i;
+                return Match::Route {
+                    route,
+                    rest: rel.len(),
+                };
             }
         }
+        // Each `/` ends a candidate prefix, longest first (paths are short: a plain loop
+        // beats a vectorised search here).
+        for i in (1..rel.len()).rev() {
+            if rel[i] == b'/' && self.dir_sig.may_have(i, first) {
+                if let Some(&route) = self.dirs.get(&rel[..i]) {
+                    return Match::Route { route, rest: i + 1 };
+                }
+            }
+        }
+        self.root_match()
+    }
+
+    fn root_match(&self) -> Match {
         match self.root_route {
             Some(route) => Match::Route { route, rest: 0 },
             None => Match::None,
@@ -173,9 +211,14 @@ impl Vhost {
     }
 }
 
+/// Up to this many exact host names are compared one by one instead of hashed.
+const SMALL: usize = 16;
+
 pub struct Router {
     pub hosts: Vec<Vhost>,
     exact: FxMap<usize>,
+    /// The same names as `exact` when there are at most [`SMALL`] of them.
+    few: Vec<(Box<[u8]>, usize)>,
     /// `*.example.com` as `.example.com`, longest first.
     wild: Vec<(Box<[u8]>, usize)>,
     pub default: usize,
@@ -198,6 +241,7 @@ impl Router {
         let mut router = Router {
             hosts: Vec::with_capacity(cfg.hosts.len()),
             exact: FxMap::default(),
+            few: Vec::new(),
             wild: Vec::new(),
             default: cfg.default_host,
             vhost_dirs: cfg.vhost_dirs,
@@ -251,6 +295,9 @@ impl Router {
         }
         .filter(|_| !router.vhost_dirs);
         router.named = !router.exact.is_empty() || !router.wild.is_empty() || router.vhost_dirs;
+        if router.exact.len() <= SMALL {
+            router.few = router.exact.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        }
         router.wild.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         Ok(router)
     }
@@ -273,10 +320,12 @@ impl Router {
                 routes: vec![route],
                 root_route: Some(0),
                 dirs: FxMap::default(),
-                dir_lens: 0,
+                dir_sig: Sig::default(),
+                file_sig: Sig::default(),
                 files: FxMap::default(),
             }],
             exact: FxMap::default(),
+            few: Vec::new(),
             wild: Vec::new(),
             default: 0,
             vhost_dirs: false,
@@ -288,11 +337,19 @@ impl Router {
 
     /// The host a normalised name (see [`normalize_host`]) is for: exact names first, then
     /// the longest matching wildcard, then the default host.
+    #[inline]
     pub fn host(&self, name: Option<&[u8]>) -> usize {
         let Some(name) = name else {
             return self.default;
         };
-        if let Some(&i) = self.exact.get(name) {
+        if self.exact.len() <= SMALL {
+            // A few names: comparing them beats hashing (most sites have a handful).
+            for (n, i) in &self.few {
+                if words_eq(n, name) {
+                    return *i;
+                }
+            }
+        } else if let Some(&i) = self.exact.get(name) {
             return i;
         }
         for (suffix, i) in &self.wild {
@@ -331,7 +388,8 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
         routes: Vec::with_capacity(host.routes.len()),
         root_route: None,
         dirs: FxMap::default(),
-        dir_lens: 0,
+        dir_sig: Sig::default(),
+        file_sig: Sig::default(),
         files: FxMap::default(),
     };
     for r in &host.routes {
@@ -374,9 +432,10 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
         if r.prefix == "/" {
             v.root_route = Some(idx);
         } else if is_dir {
-            v.dir_lens |= len_bit(key.len());
+            v.dir_sig.add(&key);
             v.dirs.insert(key, idx);
         } else {
+            v.file_sig.add(&key);
             v.files.insert(key, idx);
         }
         let (kind, root) = match &action {
@@ -445,26 +504,84 @@ fn add_root<R: Roots>(fs: &mut R, path: &Path, mime: &MimeTable) -> Result<RootI
     })
 }
 
-/// A `Host` value (already checked by the parser as RFC 9110's `uri-host [":" port]`) as the
-/// router compares it: the port removed, lower case, one trailing dot removed. `None` for a
-/// name too long to be one (such a request goes to the default host).
+/// A `Host` value (already checked as RFC 9110's `uri-host [":" port]` by
+/// [`crate::http::request::valid_host`], so ASCII) as the router compares it: the port
+/// removed, lower case, one trailing dot removed. `None` for a name too long to be one (such
+/// a request goes to the default host).
 pub fn normalize_host<'b>(raw: &[u8], buf: &'b mut [u8; MAX_HOST]) -> Option<&'b [u8]> {
     let name = if raw.first() == Some(&b'[') {
         // An IP literal: everything up to and including `]`.
-        &raw[..memchr::memchr(b']', raw).map_or(raw.len(), |i| i + 1)]
+        &raw[..raw
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(raw.len(), |i| i + 1)]
     } else {
         // A reg-name or IPv4 address has no `:` of its own: the last one starts the port.
-        &raw[..memchr::memrchr(b':', raw).unwrap_or(raw.len())]
+        // (Names are short: a plain loop beats a vectorised search.)
+        &raw[..raw.iter().rposition(|&b| b == b':').unwrap_or(raw.len())]
     };
     let name = name.strip_suffix(b".").unwrap_or(name);
     if name.is_empty() || name.len() > MAX_HOST {
         return None;
     }
     let out = &mut buf[..name.len()];
-    for (o, b) in out.iter_mut().zip(name) {
-        *o = b.to_ascii_lowercase();
-    }
+    out.copy_from_slice(name);
+    lower_ascii(out);
     Some(out)
+}
+
+/// ASCII lower case, eight bytes at a time (the last word overlapping the one before it;
+/// lowering twice changes nothing). Host names are ASCII, which the parser checked (the
+/// word arithmetic relies on no byte having its top bit set).
+fn lower_ascii(b: &mut [u8]) {
+    fn lower8(w: u64) -> u64 {
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let ge_a = w.wrapping_add(0x3f3f_3f3f_3f3f_3f3f); // top bit: byte >= b'A'
+        let gt_z = w.wrapping_add(0x2525_2525_2525_2525); // top bit: byte > b'Z'
+        w | (((ge_a ^ gt_z) & HIGH & !w) >> 2)
+    }
+    let n = b.len();
+    if n < 8 {
+        b.make_ascii_lowercase();
+        return;
+    }
+    let mut at = 0;
+    loop {
+        let i = at.min(n - 8);
+        if let Some(chunk) = b.get_mut(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            chunk.copy_from_slice(&lower8(u64::from_le_bytes(w)).to_le_bytes());
+        }
+        if i == n - 8 {
+            return;
+        }
+        at += 8;
+    }
+}
+
+/// Byte equality by eight-byte words (short names: no call into `memcmp`).
+#[inline]
+pub fn words_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a == b;
+    }
+    let word = |s: &[u8], i: usize| {
+        s.get(i..i + 8)
+            .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+    };
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
 }
 
 /// Whether a normalised host name may name a directory under the `vhost_dirs` root: only
@@ -481,6 +598,7 @@ pub fn is_dir_name(name: &[u8]) -> bool {
 
 /// The authority of an absolute-form target (`http://host:port/p`), which wins over `Host`
 /// (RFC 9112 §3.2.2); `None` for origin-form.
+#[inline]
 pub fn target_authority(target: &[u8]) -> Option<&[u8]> {
     if target.first() == Some(&b'/') {
         return None;
@@ -630,6 +748,26 @@ mod tests {
         }
         for good in ["example.com", "a-b.c_d", "127.0.0.1", "localhost"] {
             assert!(is_dir_name(good.as_bytes()), "{good}");
+        }
+    }
+
+    #[test]
+    fn word_helpers_match_bytewise() {
+        let text = b"The-Quick.Brown_Fox:JUMPS.over.the.Lazy.DOG.0123456789.@[`{Z]";
+        for start in 0..8 {
+            for end in start..text.len() {
+                let mut got = text[start..end].to_vec();
+                lower_ascii(&mut got);
+                assert_eq!(got, text[start..end].to_ascii_lowercase(), "{start}..{end}");
+                let s = &text[start..end];
+                assert!(words_eq(s, s));
+                for at in 0..s.len() {
+                    let mut other = s.to_vec();
+                    other[at] ^= 1;
+                    assert!(!words_eq(s, &other), "{start}..{end} @{at}");
+                }
+                assert!(!words_eq(s, &text[start..=end]));
+            }
         }
     }
 

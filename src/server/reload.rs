@@ -6,7 +6,6 @@
 //! is refused while the reload runs. SIGUSR1 only reopens the logs.
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 use mio::net::TcpListener;
 
@@ -98,8 +97,7 @@ impl Server {
 
     fn swap(&mut self, cfg: &Config, p: Prepared) {
         let h = &mut self.handler;
-        h.router = Rc::new(p.router);
-        h.site = Rc::clone(&h.router.hosts[h.router.default].site);
+        h.set_router(p.router);
         let keep = h.router.roots();
         h.fs.retain_roots(&keep);
         h.fs.set_cache_config(cfg.cache.clone(), self.nofile);
