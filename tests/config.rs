@@ -97,6 +97,38 @@ fn check_config_reports_every_error_with_its_place() {
             ],
         ),
         (
+            "[route.\"/a/\"]\nstatic = \"root\"\n[route.\"/a/\"]\nstatic = \"root\"\n",
+            &[":3:8: duplicate key \"/a/\"", ":4:1: duplicate key static"],
+        ),
+        (
+            "headers = { \"X Bad\" = \"1\" }\n",
+            &[":1:13: header name \"X Bad\": not a token"],
+        ),
+        (
+            "headers = { \"X-Ok\" = \"a\\nb\" }\n",
+            &[":1:22: header \"X-Ok\": control characters"],
+        ),
+        (
+            "[vhost.\"a..b\"]\n[vhost.\"a/b\"]\n[vhost.\"a\\u0000b\"]\n",
+            &[
+                ":1:8: host name \"a..b\": empty label",
+                ":2:8: host name \"a/b\": a slash is not allowed",
+                ":3:8: host name \"a\\0b\": NUL is not allowed",
+            ],
+        ),
+        (
+            // Upper case and one trailing dot are normalised away: the same name twice.
+            "[vhost.\"Upper.Example.\"]\n[vhost.\"upper.example\"]\n",
+            &[":2:8: host name \"upper.example\" is already used at "],
+        ),
+        (
+            "[route.\"/a/../b/\"]\nstatic = \"root\"\n[route.\"/r/\"]\nredirect = \"https://x/\"\nstatus = 303\n",
+            &[
+                ":1:8: route \"/a/../b/\": \".\" and \"..\" segments are not allowed",
+                ":5:10: status = 303: expected 301, 302, 307 or 308",
+            ],
+        ),
+        (
             "headers = { Server = \"x\" }\n[vhost.\"a.com:80\"]\n",
             &[
                 ":1:13: header \"Server\" cannot be set in headers: use server_name",

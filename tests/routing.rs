@@ -394,3 +394,61 @@ fn well_known_is_served_while_dotfiles_are_hidden() {
         assert_eq!(get(&srv, hidden, "x").status, 404, "{hidden}");
     }
 }
+
+#[test]
+fn included_hosts_reached_with_curl() {
+    let c = three_sites();
+    c.file(
+        "conf.d/a.toml",
+        &format!(
+            "[vhost.\"a.example\"]\nroot = \"{}\"\nheaders = {{ \"X-Site\" = \"a\" }}\n\
+             [vhost.\"a.example\".route.\"/old/\"]\nredirect = \"http://b.example/\"\n",
+            c.path("a")
+        ),
+    );
+    c.file(
+        "conf.d/b.toml",
+        &format!("[vhost.\"b.example\"]\nroot = \"{}\"\n", c.path("b")),
+    );
+    let srv = c.start("root = \"@/top\"\ninclude = [\"conf.d/*.toml\"]\n", &[]);
+    let port = srv.addr.port().to_string();
+    let url = |host: &str, path: &str| format!("http://{host}:{port}{path}");
+    let resolve = |host: &str| format!("{host}:{port}:127.0.0.1");
+    for (host, want) in [("a.example", "a"), ("b.example", "b"), ("c.example", "top")] {
+        let (code, out) = common::curl(&["--resolve", &resolve(host), &url(host, "/name.txt")]);
+        assert_eq!(
+            (code, String::from_utf8_lossy(&out).into_owned()),
+            (0, want.into()),
+            "{host}"
+        );
+    }
+    let (code, out) = common::curl(&[
+        "-sI",
+        "--resolve",
+        &resolve("a.example"),
+        &url("a.example", "/old/x?y=1"),
+    ]);
+    let head = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    assert_eq!(code, 0);
+    assert!(head.starts_with("http/1.1 301"), "{head}");
+    assert!(
+        head.contains("location: http://b.example/x?y=1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("x-site: a\r\n"), "{head}");
+    // curl follows the redirect to the other host.
+    let (code, out) = common::curl(&[
+        "-L",
+        "--resolve",
+        &resolve("a.example"),
+        "--resolve",
+        &format!("b.example:80:127.0.0.1"),
+        "--connect-to",
+        &format!("b.example:80:127.0.0.1:{port}"),
+        &url("a.example", "/old/name.txt"),
+    ]);
+    assert_eq!(
+        (code, String::from_utf8_lossy(&out).into_owned()),
+        (0, "b".into())
+    );
+}

@@ -157,7 +157,13 @@ fn parse<'i>(src: &'i Source, errors: &mut Vec<ConfigError>) -> Option<DeTable<'
         return Some(table.into_inner());
     }
     for e in syntax {
-        errors.push(src.err(e.span().as_ref(), e.message().to_string()));
+        let mut msg = e.message().to_string();
+        // The parser says "duplicate key" without naming it: quote the text at the span.
+        let named = e.span().and_then(|s| src.text.get(s)).map(str::trim);
+        if let Some(key) = named.filter(|k| msg == "duplicate key" && !k.is_empty()) {
+            msg = format!("duplicate key {key} (a table or key defined twice)");
+        }
+        errors.push(src.err(e.span().as_ref(), msg));
     }
     None
 }
