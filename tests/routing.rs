@@ -441,8 +441,6 @@ fn included_hosts_reached_with_curl() {
         "-L",
         "--resolve",
         &resolve("a.example"),
-        "--resolve",
-        &format!("b.example:80:127.0.0.1"),
         "--connect-to",
         &format!("b.example:80:127.0.0.1:{port}"),
         &url("a.example", "/old/name.txt"),
