@@ -326,3 +326,43 @@ fn unencoded_utf8_in_the_target_is_served() {
     let (code, body) = curl(&[&srv.url("/caf\u{e9}/\u{65e5}\u{672c}.txt")]);
     assert_eq!((code, &body[..]), (0, &b"utf8\n"[..]));
 }
+
+#[test]
+fn chunk_lines_follow_rfc_9112_7_1() {
+    let site = Site::standard();
+    let srv = Server::start(&site, &[]);
+    // (name, chunked body, whether it is well-formed). tern answers a GET before reading its
+    // body and discards the body; a malformed chunk line (a 400 in the decoder) ends the
+    // connection, so the pipelined request after it is never read.
+    let cases: &[(&str, &str, bool)] = &[
+        ("name=value", "5;name=value\r\nhello\r\n0\r\n\r\n", true),
+        ("BWS before ;", "5 ;name=value\r\nhello\r\n0\r\n\r\n", true),
+        (
+            "quoted value",
+            "5;name=\"quoted value\"\r\nhello\r\n0\r\n\r\n",
+            true,
+        ),
+        ("several", "5;a=b;c\r\nhello\r\n0\r\n\r\n", true),
+        ("bare ;", "5;\r\nhello\r\n0\r\n\r\n", false),
+        ("name not a token", "5;bad[=x\r\nhello\r\n0\r\n\r\n", false),
+        ("space before CRLF", "5 \r\nhello\r\n0\r\n\r\n", false),
+        ("bare LF", "5\nhello\r\n0\r\n\r\n", false),
+    ];
+    for (name, body, ok) in cases {
+        let req = format!(
+            "GET /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{body}\
+             GET /sub/b.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let all = srv.raw(req.as_bytes());
+        let r = parse_responses(&all);
+        assert_eq!(status_line(&r[0]), "HTTP/1.1 200 OK", "{name}");
+        assert_eq!(r[0].body, b"hello\n", "{name}");
+        if *ok {
+            assert_eq!(r.len(), 2, "{name}: {}", String::from_utf8_lossy(&all));
+            assert_eq!(r[1].body, b"bee\n", "{name}");
+        } else {
+            assert_eq!(r.len(), 1, "{name}: {}", String::from_utf8_lossy(&all));
+            assert!(!String::from_utf8_lossy(&all).contains("bee"), "{name}");
+        }
+    }
+}
