@@ -108,6 +108,9 @@ impl BodyDecoder {
 
     /// Decodes from `input`, passing data bytes to `sink`. Returns how many input bytes were
     /// consumed and whether the body is complete; consumption stops at the body's end.
+    /// Inlined, with `Chunked::decode`, into `Conn::process` as when the decoder was smaller:
+    /// out of line, requests without a body cost ~10 more instructions each (callgrind).
+    #[inline(always)]
     pub fn decode(
         &mut self,
         input: &[u8],
@@ -130,6 +133,7 @@ fn bad(why: &'static str) -> HttpError {
 }
 
 impl Chunked {
+    #[inline(always)]
     fn decode(
         &mut self,
         input: &[u8],

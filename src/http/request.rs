@@ -202,6 +202,7 @@ pub fn method_too_long(line: &[u8]) -> bool {
 
 /// The answer to a request line longer than `HeadLimits::line`: 501 if its method alone is
 /// too long, else 414 (the target is, RFC 9112 §3).
+#[cold]
 pub fn long_line_error(line: &[u8]) -> HttpError {
     if method_too_long(line) {
         HttpError::NotImplemented
@@ -271,10 +272,7 @@ fn parse_with<'b>(
         }
         Ok(httparse::Status::Partial) => Ok(Err(HttpError::BadRequest("incomplete head"))),
         // httparse stops at any version but 1.0 and 1.1, with method and target read.
-        Err(httparse::Error::Version) => {
-            let (method, path) = (req.method, req.path);
-            other_version(buf, method, path, headers, max_field)
-        }
+        Err(httparse::Error::Version) => Ok(other_version(buf, req.method, req.path, max_field)),
         Err(e) => head_error(e),
     }
 }
@@ -295,15 +293,16 @@ fn head_error(e: httparse::Error) -> Result<Result<Request, HttpError>, TooManyH
 /// minor of HTTP/1 is understood as HTTP/1.1 (RFC 9110 §6.2); a well-formed version of
 /// another major is 505 (RFC 9110 §15.6.6); anything else, such as a space inside the target
 /// (`GET /a b HTTP/1.1` leaves `b HTTP/1.1` here), is a malformed request line: 400.
-fn other_version<'b>(
-    buf: &'b [u8],
-    method: Option<&'b str>,
-    path: Option<&'b str>,
-    headers: &mut [httparse::Header<'b>],
+#[cold]
+#[inline(never)]
+fn other_version(
+    buf: &[u8],
+    method: Option<&str>,
+    path: Option<&str>,
     max_field: usize,
-) -> Result<Result<Request, HttpError>, TooManyHeaders> {
+) -> Result<Request, HttpError> {
     let (Some(method), Some(path)) = (method, path) else {
-        return Ok(Err(HttpError::BadRequest("malformed request line")));
+        return Err(HttpError::BadRequest("malformed request line"));
     };
     // httparse has read `method SP path SP`; the version starts after that space.
     let at = Span::of(buf, path.as_bytes());
@@ -316,21 +315,41 @@ fn other_version<'b>(
         {
             match eol {
                 [b'\r', b'\n', fields @ ..] | [b'\n', fields @ ..] => (*major, fields),
-                [b' ' | b'\t', ..] => {
-                    return Ok(Err(HttpError::BadRequest("malformed request line")))
-                }
-                _ => return Ok(Err(HttpError::BadRequest("invalid line ending"))),
+                [b' ' | b'\t', ..] => return Err(HttpError::BadRequest("malformed request line")),
+                _ => return Err(HttpError::BadRequest("invalid line ending")),
             }
         }
-        _ => return Ok(Err(malformed_version(rest))),
+        _ => return Err(malformed_version(rest)),
     };
     if major != b'1' {
-        return Ok(Err(HttpError::VersionNotSupported));
+        return Err(HttpError::VersionNotSupported);
     }
-    match httparse::parse_headers(fields, &mut *headers) {
+    // Its own header array, so the hot `parse_with` keeps its shape; as in `parse`, the
+    // heap only past 64 fields.
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    match parse_fields(buf, method, path, fields, &mut stack, max_field) {
+        Ok(result) => result,
+        Err(TooManyHeaders) => {
+            let lines = memchr::memchr_iter(b'\n', fields).count();
+            let mut many = vec![httparse::EMPTY_HEADER; lines];
+            parse_fields(buf, method, path, fields, &mut many, max_field)
+                .unwrap_or(Err(HttpError::HeadTooLarge))
+        }
+    }
+}
+
+/// Parses the header fields after an HTTP/1.x request line `other_version` accepted.
+fn parse_fields<'b>(
+    buf: &'b [u8],
+    method: &str,
+    path: &str,
+    fields: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+    max_field: usize,
+) -> Result<Result<Request, HttpError>, TooManyHeaders> {
+    match httparse::parse_headers(fields, headers) {
         Ok(httparse::Status::Complete((_, parsed))) => {
-            let n = parsed.len();
-            Ok(request_from(buf, method, path, 1, &headers[..n], max_field))
+            Ok(request_from(buf, method, path, 1, parsed, max_field))
         }
         Ok(httparse::Status::Partial) => Ok(Err(HttpError::BadRequest("incomplete head"))),
         Err(e) => head_error(e),
@@ -349,7 +368,11 @@ fn malformed_version(rest: &[u8]) -> HttpError {
     })
 }
 
-/// Applies RFC 9110/9112 rules to what httparse found.
+/// Applies RFC 9110/9112 rules to what httparse found. Inlined into the hot call in
+/// [`parse_with`] as it was when that was its only caller (a call costs ~30 instructions a
+/// request); the other copy, in [`parse_fields`] after the cold [`other_version`], rarely
+/// runs.
+#[inline(always)]
 fn request_from(
     buf: &[u8],
     method: &str,
