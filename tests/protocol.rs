@@ -128,8 +128,9 @@ fn ab_keep_alive_2000_requests_without_failures() {
     assert!(text.contains("Failed requests:        0"), "{text}");
 }
 
-/// Sends `req` and returns the status and whether the server closed the connection after.
-fn status_and_close(srv: &Server, req: &[u8]) -> (u16, bool) {
+/// Sends `req` and returns the status line and whether the server closed the connection
+/// after.
+fn status_and_close(srv: &Server, req: &[u8]) -> (String, bool) {
     let mut s = srv.connect();
     s.write_all(req).unwrap();
     let r = read_response(&mut s, false)
@@ -137,7 +138,27 @@ fn status_and_close(srv: &Server, req: &[u8]) -> (u16, bool) {
     // After a parse error nothing follows but the close; otherwise the trailing request is
     // answered before the close.
     let rest = read_to_close(&mut s);
-    (r.status, rest.is_empty())
+    (status_line(&r), rest.is_empty())
+}
+
+fn status_line(r: &Response) -> String {
+    r.head.lines().next().unwrap_or_default().to_string()
+}
+
+/// The status line tern sends for `status`.
+fn expected_line(status: u16) -> String {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
+        _ => panic!("add {status} to expected_line"),
+    };
+    format!("HTTP/1.1 {status} {reason}")
 }
 
 #[test]
@@ -157,10 +178,25 @@ fn malformed_input_gets_the_right_status_and_a_close() {
     let cases: Vec<(&str, String, u16, bool)> = vec![
         ("long request line", long_target, 414, true),
         ("big head", big_head, 431, true),
+        ("long method", format!("{} / HTTP/1.1\r\nHost: x\r\n\r\n", "M".repeat(5000)), 501, true),
+        ("long method, no space", "M".repeat(20_000), 501, true),
+        ("long method, long target", format!("PROPFIND /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(5000)), 501, true),
+        ("long target after OPTIONS", format!("OPTIONS /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(5000)), 414, true),
         ("HTTP/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n".into(), 505, true),
-        ("HTTP/1.2", "GET / HTTP/1.2\r\nHost: x\r\n\r\n".into(), 505, true),
+        ("HTTP/3.1", "GET / HTTP/3.1\r\nHost: x\r\n\r\n".into(), 505, true),
         ("HTTP/0.9 style", "GET / HTTP/0.9\r\n\r\n".into(), 505, true),
+        ("HTTP/1.2 without Host", "GET / HTTP/1.2\r\n\r\n".into(), 400, true),
         ("garbage version", "GET / FOO/1.1\r\nHost: x\r\n\r\n".into(), 400, true),
+        ("space in target", "GET /pa th HTTP/1.1\r\nHost: x\r\n\r\n".into(), 400, true),
+        ("space in target, HTTP/2.0", "GET /pa th HTTP/2.0\r\nHost: x\r\n\r\n".into(), 400, true),
+        ("no minor", "GET / HTTP/1\r\nHost: x\r\n\r\n".into(), 400, true),
+        ("no minor digit", "GET / HTTP/1.\r\nHost: x\r\n\r\n".into(), 400, true),
+        ("HTTP/2 without minor", "GET / HTTP/2\r\nHost: x\r\n\r\n".into(), 400, true),
+        ("lowercase version", "GET / http/1.1\r\nHost: x\r\n\r\n".into(), 400, true),
+        ("two spaces after method", "GET  / HTTP/1.1\r\nHost: x\r\n\r\n".into(), 400, true),
+        ("two spaces before version", "GET /  HTTP/1.1\r\nHost: x\r\n\r\n".into(), 400, true),
+        ("trailing space", "GET / HTTP/1.1 \r\nHost: x\r\n\r\n".into(), 400, true),
+        ("HTTP/0.9 request line", "GET /\r\n\r\n".into(), 400, true),
         ("no host", "GET / HTTP/1.1\r\n\r\n".into(), 400, true),
         ("two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".into(), 400, true),
         ("bad host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n".into(), 400, true),
@@ -181,8 +217,8 @@ fn malformed_input_gets_the_right_status_and_a_close() {
     ];
     for (name, req, want, closes) in cases {
         let full = format!("{req}{next}");
-        let (status, closed) = status_and_close(&srv, full.as_bytes());
-        assert_eq!(status, want, "{name}");
+        let (line, closed) = status_and_close(&srv, full.as_bytes());
+        assert_eq!(line, expected_line(want), "{name}");
         assert_eq!(
             closed, closes,
             "{name}: parse errors close the connection, others keep it"
@@ -192,6 +228,9 @@ fn malformed_input_gets_the_right_status_and_a_close() {
         "400 conflicting Content-Length",
         "505 HTTP version not supported",
         "414 request line too long",
+        "501 method not implemented",
+        "400 malformed request line",
+        "400 malformed HTTP version",
     ];
     let log = srv.wait_log(&needles);
     for n in needles {
@@ -240,4 +279,90 @@ fn request_bodies_are_discarded_so_pipelining_stays_in_sync() {
     let r = parse_responses(&all);
     let bodies: Vec<&[u8]> = r.iter().map(|r| &r.body[..]).collect();
     assert_eq!(bodies, [&b"hello\n"[..], b"bee\n", b"hello\n"]);
+}
+
+#[test]
+fn higher_minor_versions_are_answered_as_http_1_1() {
+    let site = Site::standard();
+    let srv = Server::start(&site, &[]);
+    // RFC 9112 §2.3: HTTP/1.2 and HTTP/1.9 are HTTP/1.1 to us: persistent, Host required,
+    // and the answer says HTTP/1.1.
+    let all = srv.raw(
+        b"GET /a.txt HTTP/1.2\r\nHost: x\r\n\r\n\
+          GET /sub/b.txt HTTP/1.9\r\nHost: x\r\n\r\n\
+          HEAD /a.txt HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        all.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+    let r = parse_responses(&all);
+    assert_eq!(r.len(), 2, "{}", String::from_utf8_lossy(&all));
+    assert_eq!(status_line(&r[1]), "HTTP/1.1 200 OK");
+    assert_eq!(
+        (&r[0].body[..], &r[1].body[..]),
+        (&b"hello\n"[..], &b"bee\n"[..])
+    );
+    // The HEAD response has no body: its head is what is left.
+    let tail = &all[r[0].head.len() + 6 + r[1].head.len() + 4..];
+    assert!(
+        tail.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(tail)
+    );
+    assert!(String::from_utf8_lossy(tail).contains("Connection: close\r\n"));
+}
+
+#[test]
+fn unencoded_utf8_in_the_target_is_served() {
+    let site = Site::standard();
+    site.file("caf\u{e9}/\u{65e5}\u{672c}.txt", b"utf8\n");
+    let srv = Server::start(&site, &[]);
+    // What `curl 'http://host/café/日本.txt'` sends: the UTF-8 bytes, not percent-encoded.
+    let r = srv.get("GET /caf\u{e9}/\u{65e5}\u{672c}.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status_line(&r), "HTTP/1.1 200 OK");
+    assert_eq!(r.body, b"utf8\n");
+    let (code, body) = curl(&[&srv.url("/caf\u{e9}/\u{65e5}\u{672c}.txt")]);
+    assert_eq!((code, &body[..]), (0, &b"utf8\n"[..]));
+}
+
+#[test]
+fn chunk_lines_follow_rfc_9112_7_1() {
+    let site = Site::standard();
+    let srv = Server::start(&site, &[]);
+    // (name, chunked body, whether it is well-formed). tern answers a GET before reading its
+    // body and discards the body; a malformed chunk line (a 400 in the decoder) ends the
+    // connection, so the pipelined request after it is never read.
+    let cases: &[(&str, &str, bool)] = &[
+        ("name=value", "5;name=value\r\nhello\r\n0\r\n\r\n", true),
+        ("BWS before ;", "5 ;name=value\r\nhello\r\n0\r\n\r\n", true),
+        (
+            "quoted value",
+            "5;name=\"quoted value\"\r\nhello\r\n0\r\n\r\n",
+            true,
+        ),
+        ("several", "5;a=b;c\r\nhello\r\n0\r\n\r\n", true),
+        ("bare ;", "5;\r\nhello\r\n0\r\n\r\n", false),
+        ("name not a token", "5;bad[=x\r\nhello\r\n0\r\n\r\n", false),
+        ("space before CRLF", "5 \r\nhello\r\n0\r\n\r\n", false),
+        ("bare LF", "5\nhello\r\n0\r\n\r\n", false),
+    ];
+    for (name, body, ok) in cases {
+        let req = format!(
+            "GET /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{body}\
+             GET /sub/b.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let all = srv.raw(req.as_bytes());
+        let r = parse_responses(&all);
+        assert_eq!(status_line(&r[0]), "HTTP/1.1 200 OK", "{name}");
+        assert_eq!(r[0].body, b"hello\n", "{name}");
+        if *ok {
+            assert_eq!(r.len(), 2, "{name}: {}", String::from_utf8_lossy(&all));
+            assert_eq!(r[1].body, b"bee\n", "{name}");
+        } else {
+            assert_eq!(r.len(), 1, "{name}: {}", String::from_utf8_lossy(&all));
+            assert!(!String::from_utf8_lossy(&all).contains("bee"), "{name}");
+        }
+    }
 }

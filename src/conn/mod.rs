@@ -523,7 +523,7 @@ impl Conn {
     ) {
         let head = &b.rbuf[b.start..b.start + len];
         if request::request_line_len(head) > lim.max_request_line {
-            return self.fail(b, HttpError::UriTooLong, svc);
+            return self.fail(b, request::long_line_error(head), svc);
         }
         let req = match request::parse(head, lim.max_field) {
             Ok(req) => req,

@@ -29,6 +29,11 @@ pub enum Method {
 }
 
 impl Method {
+    /// Length of the longest method name tern implements (`OPTIONS`, `CONNECT`). A longer
+    /// method is a 501 (RFC 9112 §3) even when its request line is too long or its head fills
+    /// the read buffer before it ends.
+    pub const LONGEST: usize = 7;
+
     pub fn parse(m: &[u8]) -> Method {
         // Method names are case-sensitive (RFC 9110 §9.1).
         match m {
@@ -146,6 +151,39 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// `tchar` (RFC 9110 §5.6.2), the bytes of a token: methods, field names, chunk extensions.
+pub fn is_tchar(b: u8) -> bool {
+    TCHAR[b as usize]
+}
+
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
 /// ASCII case-insensitive comparison of a header value token.
 pub fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
@@ -168,4 +206,29 @@ pub fn list_items(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&b| b == b',')
         .map(trim_ows)
         .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_method_is_the_longest_known() {
+        let known = [
+            "GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH", "TRACE", "CONNECT",
+        ];
+        for m in known {
+            assert_ne!(Method::parse(m.as_bytes()), Method::Other, "{m}");
+        }
+        assert_eq!(known.iter().map(|m| m.len()).max(), Some(Method::LONGEST));
+    }
+
+    #[test]
+    fn tchar_is_rfc_9110_token() {
+        let specials = b"!#$%&'*+-.^_`|~";
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || specials.contains(&b);
+            assert_eq!(is_tchar(b), want, "{b:#04x}");
+        }
+    }
 }

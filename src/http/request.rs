@@ -1,7 +1,7 @@
 //! Request heads: find the end of a head in newly read bytes (memchr), parse a complete head
 //! once with httparse, and keep what the handler needs as spans of the read buffer, so nothing
 //! is copied. Framing rules of RFC 9112 §6 are decided here.
-use super::{eq_ignore_case, list_items, trim_ows, HttpError, Method, Version};
+use super::{eq_ignore_case, is_tchar, list_items, trim_ows, HttpError, Method, Version};
 
 /// A byte range of the head buffer: `(start, len)`, cheap to copy and free of lifetimes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -174,7 +174,8 @@ pub fn leading_empty_lines(buf: &[u8]) -> usize {
 /// a total).
 #[derive(Clone, Copy, Debug)]
 pub struct HeadLimits {
-    /// Longest request line, without its line ending: 414 past it.
+    /// Longest request line, without its line ending: 414 past it (501 if the method alone
+    /// is longer than any tern implements).
     pub line: usize,
     /// Longest header field value: 431 past it.
     pub field: usize,
@@ -191,9 +192,31 @@ pub fn request_line_len(head: &[u8]) -> usize {
     }
 }
 
+/// Whether a request line opens with more token bytes than the longest method tern
+/// implements, so that whatever follows it is a 501 (RFC 9112 §3: "A server that receives a
+/// method longer than any that it implements SHOULD respond with a 501").
+pub fn method_too_long(line: &[u8]) -> bool {
+    line.get(..=Method::LONGEST)
+        .is_some_and(|m| m.iter().all(|&b| is_tchar(b)))
+}
+
+/// The answer to a request line longer than `HeadLimits::line`: 501 if its method alone is
+/// too long, else 414 (the target is, RFC 9112 §3).
+#[cold]
+pub fn long_line_error(line: &[u8]) -> HttpError {
+    if method_too_long(line) {
+        HttpError::NotImplemented
+    } else {
+        HttpError::UriTooLong
+    }
+}
+
 /// For an incomplete head that fills its buffer: the error it has already earned, if any.
 /// `None` means it may still become a valid head (the buffer can grow up to `total`).
 pub fn incomplete_error(pending: &[u8], lim: HeadLimits) -> Option<HttpError> {
+    if method_too_long(pending) {
+        return Some(HttpError::NotImplemented);
+    }
     let line_end = memchr::memchr(b'\n', pending);
     if request_line_len(pending) > lim.line {
         return Some(HttpError::UriTooLong);
@@ -233,26 +256,131 @@ fn parse_with<'b>(
 ) -> Result<Result<Request, HttpError>, TooManyHeaders> {
     let mut req = httparse::Request::new(headers);
     match req.parse(buf) {
-        Err(httparse::Error::TooManyHeaders) => Err(TooManyHeaders),
-        Ok(httparse::Status::Complete(_)) => Ok(request_from(buf, &req, max_field)),
+        Ok(httparse::Status::Complete(_)) => {
+            let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version)
+            else {
+                return Ok(Err(HttpError::BadRequest("malformed request line")));
+            };
+            Ok(request_from(
+                buf,
+                method,
+                path,
+                minor,
+                req.headers,
+                max_field,
+            ))
+        }
         Ok(httparse::Status::Partial) => Ok(Err(HttpError::BadRequest("incomplete head"))),
-        Err(httparse::Error::Version) => Ok(Err(version_error(buf))),
-        Err(httparse::Error::HeaderName) => Ok(Err(HttpError::BadRequest("invalid header name"))),
-        Err(httparse::Error::HeaderValue) => Ok(Err(HttpError::BadRequest("invalid header value"))),
-        Err(httparse::Error::NewLine) => Ok(Err(HttpError::BadRequest("invalid line ending"))),
-        Err(_) => Ok(Err(HttpError::BadRequest("malformed request line"))),
+        // httparse stops at any version but 1.0 and 1.1, with method and target read.
+        Err(httparse::Error::Version) => Ok(other_version(buf, req.method, req.path, max_field)),
+        Err(e) => head_error(e),
     }
 }
 
-/// Applies RFC 9110/9112 rules to what httparse found.
-fn request_from(
+/// The status of a head httparse rejected for a reason other than its version.
+fn head_error(e: httparse::Error) -> Result<Result<Request, HttpError>, TooManyHeaders> {
+    Ok(Err(match e {
+        httparse::Error::TooManyHeaders => return Err(TooManyHeaders),
+        httparse::Error::HeaderName => HttpError::BadRequest("invalid header name"),
+        httparse::Error::HeaderValue => HttpError::BadRequest("invalid header value"),
+        httparse::Error::NewLine => HttpError::BadRequest("invalid line ending"),
+        _ => HttpError::BadRequest("malformed request line"),
+    }))
+}
+
+/// A request line whose version httparse does not accept (cold path). RFC 9112 §2.3:
+/// `HTTP-version = "HTTP/" DIGIT "." DIGIT`, case-sensitive, then the line ends. A higher
+/// minor of HTTP/1 is understood as HTTP/1.1 (RFC 9110 §6.2); a well-formed version of
+/// another major is 505 (RFC 9110 §15.6.6); anything else, such as a space inside the target
+/// (`GET /a b HTTP/1.1` leaves `b HTTP/1.1` here), is a malformed request line: 400.
+#[cold]
+#[inline(never)]
+fn other_version(
     buf: &[u8],
-    req: &httparse::Request<'_, '_>,
+    method: Option<&str>,
+    path: Option<&str>,
     max_field: usize,
 ) -> Result<Request, HttpError> {
-    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+    let (Some(method), Some(path)) = (method, path) else {
         return Err(HttpError::BadRequest("malformed request line"));
     };
+    // httparse has read `method SP path SP`; the version starts after that space.
+    let at = Span::of(buf, path.as_bytes());
+    let rest = buf
+        .get(at.start as usize + at.len as usize + 1..)
+        .unwrap_or(&[]);
+    let (major, fields) = match rest {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor, eol @ ..]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            match eol {
+                [b'\r', b'\n', fields @ ..] | [b'\n', fields @ ..] => (*major, fields),
+                [b' ' | b'\t', ..] => return Err(HttpError::BadRequest("malformed request line")),
+                _ => return Err(HttpError::BadRequest("invalid line ending")),
+            }
+        }
+        _ => return Err(malformed_version(rest)),
+    };
+    if major != b'1' {
+        return Err(HttpError::VersionNotSupported);
+    }
+    // Its own header array, so the hot `parse_with` keeps its shape; as in `parse`, the
+    // heap only past 64 fields.
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    match parse_fields(buf, method, path, fields, &mut stack, max_field) {
+        Ok(result) => result,
+        Err(TooManyHeaders) => {
+            let lines = memchr::memchr_iter(b'\n', fields).count();
+            let mut many = vec![httparse::EMPTY_HEADER; lines];
+            parse_fields(buf, method, path, fields, &mut many, max_field)
+                .unwrap_or(Err(HttpError::HeadTooLarge))
+        }
+    }
+}
+
+/// Parses the header fields after an HTTP/1.x request line `other_version` accepted.
+fn parse_fields<'b>(
+    buf: &'b [u8],
+    method: &str,
+    path: &str,
+    fields: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+    max_field: usize,
+) -> Result<Result<Request, HttpError>, TooManyHeaders> {
+    match httparse::parse_headers(fields, headers) {
+        Ok(httparse::Status::Complete((_, parsed))) => {
+            Ok(request_from(buf, method, path, 1, parsed, max_field))
+        }
+        Ok(httparse::Status::Partial) => Ok(Err(HttpError::BadRequest("incomplete head"))),
+        Err(e) => head_error(e),
+    }
+}
+
+/// What is wrong with the rest of a request line that does not end in a version: a space
+/// means the line has more than three parts (a space in the target, a doubled or trailing
+/// space); otherwise the last part is not a version.
+fn malformed_version(rest: &[u8]) -> HttpError {
+    let line = &rest[..memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len())];
+    HttpError::BadRequest(if memchr::memchr2(b' ', b'\t', line).is_some() {
+        "malformed request line"
+    } else {
+        "malformed HTTP version"
+    })
+}
+
+/// Applies RFC 9110/9112 rules to what httparse found. Inlined into the hot call in
+/// [`parse_with`] as it was when that was its only caller (a call costs ~30 instructions a
+/// request); the other copy, in [`parse_fields`] after the cold [`other_version`], rarely
+/// runs.
+#[inline(always)]
+fn request_from(
+    buf: &[u8],
+    method: &str,
+    path: &str,
+    minor: u8,
+    headers: &[httparse::Header<'_>],
+    max_field: usize,
+) -> Result<Request, HttpError> {
     let mut out = Request {
         method: Method::parse(method.as_bytes()),
         method_span: Span::of(buf, method.as_bytes()),
@@ -270,7 +398,7 @@ fn request_from(
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut chunked_final = false;
-    for h in req.headers.iter() {
+    for h in headers {
         let name = h.name.as_bytes();
         let value = h.value;
         if value.len() > max_field {
@@ -482,25 +610,6 @@ pub fn parse_decimal(v: &[u8]) -> Option<u64> {
     })
 }
 
-/// httparse only understands HTTP/1.0 and 1.1. A well-formed `HTTP/x.y` of another number is
-/// a 505; anything else on the request line is a 400.
-fn version_error(buf: &[u8]) -> HttpError {
-    let line_end = memchr::memchr(b'\n', buf).unwrap_or(buf.len());
-    let line = trim_ows(
-        buf[..line_end]
-            .strip_suffix(b"\r")
-            .unwrap_or(&buf[..line_end]),
-    );
-    let token = line.rsplit(|&b| b == b' ').next().unwrap_or(&[]);
-    match token {
-        [b'H', b'T', b'T', b'P', b'/', a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit() => {
-            HttpError::VersionNotSupported
-        }
-        [b'H', b'T', b'T', b'P', b'/', a] if a.is_ascii_digit() => HttpError::VersionNotSupported,
-        _ => HttpError::BadRequest("malformed HTTP version"),
-    }
-}
-
 /// Bytes allowed in a reg-name or IPv4 host: unreserved, pct-encoded and sub-delims
 /// (RFC 3986 §3.2.2), as a table so validation is one load per byte.
 static HOST_BYTE: [bool; 256] = {
@@ -685,9 +794,35 @@ mod tests {
             ("dup host", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", BadRequest("duplicate Host")),
             ("bad host", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", BadRequest("invalid Host")),
             ("empty host", "GET / HTTP/1.1\r\nHost: \r\n\r\n", BadRequest("invalid Host")),
+            // RFC 9112 §2.3: a well-formed version of another major is 505 ...
             ("http2", "GET / HTTP/2.0\r\n\r\n", VersionNotSupported),
-            ("http1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", VersionNotSupported),
+            ("http3.1", "GET / HTTP/3.1\r\nHost: a\r\n\r\n", VersionNotSupported),
+            ("http0.9", "GET / HTTP/0.9\r\n\r\n", VersionNotSupported),
+            ("http2 bare lf", "GET / HTTP/2.0\nHost: a\n\n", VersionNotSupported),
+            // ... and a request line that is not `method SP target SP HTTP/D.D` is 400.
             ("garbage version", "GET / HTTX/1.1\r\n\r\n", BadRequest("malformed HTTP version")),
+            ("no minor", "GET / HTTP/1\r\nHost: a\r\n\r\n", BadRequest("malformed HTTP version")),
+            ("no minor digit", "GET / HTTP/1.\r\nHost: a\r\n\r\n", BadRequest("malformed HTTP version")),
+            ("http2 no minor", "GET / HTTP/2\r\nHost: a\r\n\r\n", BadRequest("malformed HTTP version")),
+            ("lowercase", "GET / http/1.1\r\nHost: a\r\n\r\n", BadRequest("malformed HTTP version")),
+            ("lowercase 1.2", "GET / http/1.2\r\nHost: a\r\n\r\n", BadRequest("malformed HTTP version")),
+            ("two-digit major", "GET / HTTP/10.1\r\nHost: a\r\n\r\n", BadRequest("malformed HTTP version")),
+            // httparse reads `HTTP/1.1`, then expects the line to end.
+            ("two-digit minor", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", BadRequest("invalid line ending")),
+            ("letter minor", "GET / HTTP/1.x\r\nHost: a\r\n\r\n", BadRequest("malformed HTTP version")),
+            ("no version", "GET /\r\nHost: a\r\n\r\n", BadRequest("malformed request line")),
+            ("space in target", "GET /pa th HTTP/1.1\r\nHost: a\r\n\r\n", BadRequest("malformed request line")),
+            ("space in target 2.0", "GET /pa th HTTP/2.0\r\nHost: a\r\n\r\n", BadRequest("malformed request line")),
+            ("two spaces before version", "GET /  HTTP/1.1\r\nHost: a\r\n\r\n", BadRequest("malformed request line")),
+            ("two spaces after method", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", BadRequest("malformed request line")),
+            ("leading space", " GET / HTTP/1.1\r\nHost: a\r\n\r\n", BadRequest("malformed request line")),
+            ("tab separator", "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", BadRequest("malformed request line")),
+            ("tab before version", "GET /\tHTTP/1.1\r\nHost: a\r\n\r\n", BadRequest("malformed request line")),
+            ("trailing space", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", BadRequest("invalid line ending")),
+            ("trailing space 1.2", "GET / HTTP/1.2 \r\nHost: a\r\n\r\n", BadRequest("malformed request line")),
+            ("1.2 lone CR", "GET / HTTP/1.2\rHost: a\r\n\r\n", BadRequest("invalid line ending")),
+            ("1.2 bad header", "GET / HTTP/1.2\r\nHost: a\r\nBad[: x\r\n\r\n", BadRequest("invalid header name")),
+            ("1.2 no host", "GET / HTTP/1.2\r\n\r\n", BadRequest("missing Host")),
             ("obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", BadRequest("invalid header name")),
             ("space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", BadRequest("invalid header name")),
             ("bad name", "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", BadRequest("invalid header name")),
@@ -752,6 +887,115 @@ mod tests {
                 Err(e) => panic!("{name}: {e:?}"),
             }
         }
+    }
+
+    #[test]
+    fn higher_minor_versions_are_http_1_1() {
+        // RFC 9110 §6.2 / RFC 9112 §2.3: a 1.x recipient treats a higher minor as the
+        // highest it speaks, with its rules (Host required, persistent, chunked allowed).
+        for (input, framing) in [
+            (&b"GET /x?y HTTP/1.2\r\nHost: a\r\n\r\n"[..], Framing::None),
+            (b"HEAD /x?y HTTP/1.9\nHost: a\n\n", Framing::None),
+            (
+                b"POST /x?y HTTP/1.2\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Framing::Chunked,
+            ),
+        ] {
+            let name = String::from_utf8_lossy(input);
+            let r = parse(input, 16384).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert_eq!(r.version, Version::Http11, "{name}");
+            assert_eq!(r.target.get(input), b"/x?y", "{name}");
+            assert_eq!(
+                r.method_span.get(input),
+                &input[..r.method_span.len as usize]
+            );
+            assert_eq!(r.host.map(|h| h.get(input)), Some(&b"a"[..]), "{name}");
+            assert_eq!(r.framing, framing, "{name}");
+            assert!(r.wants_keep_alive(), "{name}");
+        }
+        // The heap fallback for many headers takes the same path.
+        let mut s = String::from("GET / HTTP/1.2\r\nHost: a\r\n");
+        for i in 0..200 {
+            s.push_str(&format!("X-{i}: v\r\n"));
+        }
+        s.push_str("Connection: close\r\n\r\n");
+        let r = head(&s).unwrap();
+        assert_eq!(r.version, Version::Http11);
+        assert!(!r.wants_keep_alive());
+    }
+
+    #[test]
+    fn unencoded_utf8_in_the_target_is_accepted() {
+        // curl sends a URL's UTF-8 bytes as they are.
+        let buf = "GET /caf\u{e9}/\u{65e5}\u{672c}.txt HTTP/1.1\r\nHost: a\r\n\r\n";
+        let r = head(buf).unwrap();
+        assert_eq!(
+            r.target.get(buf.as_bytes()),
+            "/caf\u{e9}/\u{65e5}\u{672c}.txt".as_bytes()
+        );
+        let buf = "GET /caf\u{e9} HTTP/1.2\r\nHost: a\r\n\r\n";
+        assert_eq!(
+            head(buf).unwrap().target.get(buf.as_bytes()),
+            "/caf\u{e9}".as_bytes()
+        );
+        // A Latin-1 byte is not UTF-8: httparse refuses the target.
+        assert_eq!(
+            parse(b"GET /caf\xe9 HTTP/1.1\r\nHost: a\r\n\r\n", 16384).err(),
+            Some(HttpError::BadRequest("malformed request line"))
+        );
+    }
+
+    #[test]
+    fn long_methods_are_501_and_long_targets_414() {
+        use HttpError::*;
+        let lim = HeadLimits {
+            line: 64,
+            field: 64,
+            total: 1024,
+        };
+        let long = "A".repeat(100);
+        let target = "a".repeat(100);
+        // (name, request line as received so far, answer once it is too long)
+        let cases: &[(&str, String, HttpError)] = &[
+            ("method, no space yet", long.clone(), NotImplemented),
+            (
+                "method then target",
+                format!("{long} / HTTP/1.1"),
+                NotImplemented,
+            ),
+            (
+                "one past the longest",
+                format!("OPTIONSX /{target} HTTP/1.1"),
+                NotImplemented,
+            ),
+            (
+                "webdav method",
+                format!("PROPFIND /{target} HTTP/1.1"),
+                NotImplemented,
+            ),
+            (
+                "longest known",
+                format!("OPTIONS /{target} HTTP/1.1"),
+                UriTooLong,
+            ),
+            ("get", format!("GET /{target} HTTP/1.1"), UriTooLong),
+            ("not a token", format!("GET[]AAAA{long}"), UriTooLong),
+        ];
+        for (name, line, want) in cases {
+            assert_eq!(long_line_error(line.as_bytes()), *want, "{name}");
+            assert_eq!(
+                incomplete_error(line.as_bytes(), lim),
+                Some(*want),
+                "{name}"
+            );
+        }
+        // Before the line limit, only a method already too long is decided early.
+        assert_eq!(incomplete_error(b"PROPFIN", lim), None);
+        assert_eq!(incomplete_error(b"PROPFIND", lim), Some(NotImplemented));
+        assert_eq!(incomplete_error(b"OPTIONS /", lim), None);
+        // A complete head within the limits parses; the handler answers 501 for the method.
+        let r = head(&format!("{long} / HTTP/1.1\r\nHost: a\r\n\r\n")).unwrap();
+        assert_eq!(r.method, Method::Other);
     }
 
     #[test]
