@@ -500,9 +500,8 @@ impl<F: Fs> Service for Handler<F> {
             keep_alive: false,
             version: Version::Http11,
         };
-        let host = &self.router.hosts[self.router.default];
-        let log = host.log;
-        self.site = Rc::clone(&host.site);
+        self.use_site(self.router.default, None);
+        let log = self.site.log;
         let sent = self.error(out, err.status(), persist, b"");
         self.log(
             Level::Info,

@@ -87,9 +87,9 @@ impl Route {
 #[derive(Debug)]
 pub struct Vhost {
     /// Options for responses no route produced (no match; unparsable requests).
+    /// Its `log` is the host's access log (an index into [`Router::logs`]), as is every
+    /// route's.
     pub site: Rc<Site>,
-    /// Index into [`Router::logs`] of this host's access log.
-    pub log: Option<usize>,
     pub routes: Vec<Route>,
     /// The `/` route.
     root_route: Option<usize>,
@@ -263,7 +263,6 @@ impl Router {
                     }
                 });
             let mut vhost = build_vhost(host, fs)?;
-            vhost.log = log;
             Rc::make_mut(&mut vhost.site).log = log;
             for r in &mut vhost.routes {
                 Rc::make_mut(&mut r.site).log = log;
@@ -316,7 +315,6 @@ impl Router {
         Router {
             hosts: vec![Vhost {
                 site,
-                log: None,
                 routes: vec![route],
                 root_route: Some(0),
                 dirs: FxMap::default(),
@@ -384,7 +382,6 @@ impl Router {
 fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost, String> {
     let mut v = Vhost {
         site: Rc::new(Site::from_options(&host.site)),
-        log: None,
         routes: Vec::with_capacity(host.routes.len()),
         root_route: None,
         dirs: FxMap::default(),
