@@ -125,51 +125,62 @@ fn build_router(cfg: &Config, fs: &mut RealFs, keep: &[RootId]) -> io::Result<Ro
     })
 }
 
+/// The handler of `cfg`: its logs, roots and router, with the descriptor budget in mind.
+fn build_handler(cfg: &Config, nofile: u64) -> io::Result<Handler<RealFs>> {
+    let error_log = ErrorLog::open(cfg.error_log.clone(), cfg.log_level)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open error log: {e}")))?;
+    // Cached descriptors may use at most a quarter of the descriptor limit.
+    let mut cache = cfg.cache.clone();
+    cache.max_fds = cache.max_fds.min((nofile / 4) as usize);
+    let mut fs = RealFs::new(cache.clone());
+    let router = build_router(cfg, &mut fs, &[])?;
+    let access_logs = open_access_logs(&router)?;
+    let mut handler = Handler::new(fs, router, cfg.server_name.as_deref(), unix_now());
+    handler.access_logs = access_logs;
+    handler.error_log = Some(error_log);
+    // Like nginx, warn rather than refuse when connections may outnumber descriptors:
+    // running out is handled (accepting pauses) and never drops a connection.
+    let max_conns = cfg.max_connections;
+    if (max_conns as u64) + cache.max_fds as u64 + 32 > nofile {
+        handler.log(
+            Level::Warn,
+            format_args!(
+                "--max-connections {max_conns} may exceed the descriptor limit {nofile}; \
+                 accepting pauses whenever descriptors run out"
+            ),
+        );
+    }
+    Ok(handler)
+}
+
+/// The poll instance with the signals tern handles and the inotify descriptor registered.
+fn build_poll(handler: &Handler<RealFs>) -> io::Result<(Poll, sys::signal::SignalFd)> {
+    let poll = Poll::new()?;
+    let signals = sys::signal::SignalFd::new(&[
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ])?;
+    poll.registry().register(
+        &mut SourceFd(&signals.as_fd().as_raw_fd()),
+        SIGNALS,
+        Interest::READABLE,
+    )?;
+    if let Some(fd) = handler.fs.notify_fd() {
+        poll.registry()
+            .register(&mut SourceFd(&fd.as_raw_fd()), NOTIFY, Interest::READABLE)?;
+    }
+    Ok((poll, signals))
+}
+
 impl Server {
+    /// A server for `cfg` on `listeners` (bound beforehand, one per `cfg.listen` address).
     pub fn new(cfg: &Config, listeners: Vec<TcpListener>) -> io::Result<Server> {
         let nofile = sys::rlimit::raise_nofile().unwrap_or(1024);
-        let error_log = ErrorLog::open(cfg.error_log.clone(), cfg.log_level)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot open error log: {e}")))?;
-        // Cached descriptors may use at most a quarter of the descriptor limit.
-        let mut cache = cfg.cache.clone();
-        cache.max_fds = cache.max_fds.min((nofile / 4) as usize);
-        let mut fs = RealFs::new(cache.clone());
-        let router = build_router(cfg, &mut fs, &[])?;
-        let access_logs = open_access_logs(&router)?;
-        let mut handler = Handler::new(fs, router, cfg.server_name.as_deref(), unix_now());
-        handler.access_logs = access_logs;
-        handler.error_log = Some(error_log);
-
-        // Like nginx, warn rather than refuse when connections may outnumber descriptors:
-        // running out is handled (accepting pauses) and never drops a connection.
-        let max_conns = cfg.max_connections;
-        if (max_conns as u64) + cache.max_fds as u64 + 32 > nofile {
-            handler.log(
-                Level::Warn,
-                format_args!(
-                    "--max-connections {max_conns} may exceed the descriptor limit {nofile}; \
-                     accepting pauses whenever descriptors run out"
-                ),
-            );
-        }
-
-        let poll = Poll::new()?;
-        let signals = sys::signal::SignalFd::new(&[
-            libc::SIGTERM,
-            libc::SIGINT,
-            libc::SIGHUP,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-        ])?;
-        poll.registry().register(
-            &mut SourceFd(&signals.as_fd().as_raw_fd()),
-            SIGNALS,
-            Interest::READABLE,
-        )?;
-        if let Some(fd) = handler.fs.notify_fd() {
-            poll.registry()
-                .register(&mut SourceFd(&fd.as_raw_fd()), NOTIFY, Interest::READABLE)?;
-        }
+        let handler = build_handler(cfg, nofile)?;
+        let (poll, signals) = build_poll(&handler)?;
         let lim = cfg.limits.clone();
         let mut server = Server {
             poll,
@@ -178,7 +189,7 @@ impl Server {
             pool: Pool::new(lim.max_head.min(16 * 1024), 1024),
             handler,
             lim,
-            max_conns,
+            max_conns: cfg.max_connections,
             nofile,
             signals,
             epoch: Instant::now(),
