@@ -505,15 +505,18 @@ pub fn raw_rest(raw: &[u8], segments: usize) -> Option<&[u8]> {
     let mut at = 0;
     let mut count = 0;
     let mut rest = None;
-    for seg in body.split(|&b| b == b'/') {
+    // Each segment runs to the next `/`; the empty string after a final `/` is none (`/old/`
+    // has one segment, as its normalised form `old` has).
+    while at < body.len() {
         if count == segments {
             rest = Some(&body[at..]);
         }
-        let last = at + seg.len() >= body.len();
-        if (seg.is_empty() && !last) || is_dot_like(seg) || has_encoded_slash_or_dot(seg) {
+        let end = memchr::memchr(b'/', &body[at..]).map_or(body.len(), |i| at + i);
+        let seg = &body[at..end];
+        if seg.is_empty() || is_dot_like(seg) || has_encoded_slash_or_dot(seg) {
             return None;
         }
-        at += seg.len() + 1;
+        at = end + 1;
         count += 1;
     }
     if count == segments {
@@ -664,6 +667,14 @@ mod tests {
         assert_eq!(raw_rest(b"/old/%2e%2e/x", 1), None);
         assert_eq!(raw_rest(b"/o%2Fld/x", 1), None);
         assert_eq!(raw_rest(b"/old/a%0d%0ab", 1), Some(&b"a%0d%0ab"[..]));
+        assert_eq!(raw_rest(b"/", 0), Some(&b""[..]));
+        assert_eq!(raw_rest(b"/old", 1), Some(&b""[..]));
+        // Found by the route fuzzer: the empty string after a final `/` counted as a segment,
+        // so a path had a rest beneath one segment more than it has.
+        assert_eq!(raw_rest(b"/", 1), None);
+        assert_eq!(raw_rest(b"/old/", 2), None);
+        assert_eq!(raw_rest(b"/a/b/", 3), None);
+        assert_eq!(raw_rest(b"/a//", 1), None);
     }
 
     #[test]
