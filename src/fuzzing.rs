@@ -10,6 +10,9 @@ use crate::fs::MemFs;
 use crate::handler::{Handler, Router, Site};
 use crate::http::{body, conditional, date, negotiate, path, range, request, HttpError};
 
+mod route;
+pub use route::{find_model, route, Found};
+
 /// Deterministic pseudo-random numbers from the input's first bytes (xorshift64).
 struct Rng(u64);
 

@@ -46,3 +46,8 @@ fn path() {
 fn headers() {
     replay("headers", tern::fuzzing::headers);
 }
+
+#[test]
+fn route() {
+    replay("route", tern::fuzzing::route);
+}

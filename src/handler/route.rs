@@ -620,15 +620,18 @@ pub fn raw_rest(raw: &[u8], segments: usize) -> Option<&[u8]> {
     let mut at = 0;
     let mut count = 0;
     let mut rest = None;
-    for seg in body.split(|&b| b == b'/') {
+    // Each segment runs to the next `/`; the empty string after a final `/` is none (`/old/`
+    // has one segment, as its normalised form `old` has).
+    while at < body.len() {
         if count == segments {
             rest = Some(&body[at..]);
         }
-        let last = at + seg.len() >= body.len();
-        if (seg.is_empty() && !last) || is_dot_like(seg) || has_encoded_slash_or_dot(seg) {
+        let end = memchr::memchr(b'/', &body[at..]).map_or(body.len(), |i| at + i);
+        let seg = &body[at..end];
+        if seg.is_empty() || is_dot_like(seg) || has_encoded_slash_or_dot(seg) {
             return None;
         }
-        at += seg.len() + 1;
+        at = end + 1;
         count += 1;
     }
     if count == segments {
@@ -651,6 +654,7 @@ mod tests {
     use super::*;
     use crate::config::{Host, Route as RouteCfg, SiteOptions};
     use crate::fs::MemFs;
+    use crate::fuzzing::{find_model, Found};
 
     fn route(prefix: &str, kind: RouteKind) -> RouteCfg {
         RouteCfg {
@@ -717,6 +721,68 @@ mod tests {
         assert_eq!(found(&v, "/users/"), None);
         assert_eq!(found(&v, "/other"), None);
         assert_eq!(found(&v, "/docs/x").map(|x| x.0), Some("/docs/"));
+    }
+
+    proptest::proptest! {
+        /// `find` agrees with trying every prefix: the model the route fuzzer checks too.
+        #[test]
+        fn find_is_the_brute_force_model(
+            routes in proptest::collection::vec((segments(0..4), proptest::bool::ANY), 0..8),
+            under in proptest::option::of(0..8usize),
+            tail in segments(0..4),
+            dir: bool,
+        ) {
+            // Half the paths start with a route's segments, so that they hit routes.
+            let mut path = match under {
+                Some(i) if !routes.is_empty() => routes[i % routes.len()].0.clone(),
+                _ => Vec::new(),
+            };
+            path.extend(tail);
+            let mut prefixes: Vec<String> = Vec::new();
+            for (segs, is_dir) in routes {
+                let mut p = format!("/{}", segs.join("/"));
+                if is_dir && !segs.is_empty() {
+                    p.push('/');
+                }
+                if !prefixes.contains(&p) {
+                    prefixes.push(p);
+                }
+            }
+            let v = vhost(&prefixes.iter().map(String::as_str).collect::<Vec<_>>());
+            let rel = path.join("/");
+            // A normalised path that is empty is the root, which always ends in `/`.
+            let dir = dir || rel.is_empty();
+            let got = match v.find(rel.as_bytes(), dir) {
+                Match::Route { route, rest } => Found::Route(
+                    v.routes[route].prefix.to_vec(),
+                    rel.as_bytes()[rest..].to_vec(),
+                ),
+                Match::AddSlash => Found::AddSlash,
+                Match::None => Found::None,
+            };
+            let bytes: Vec<&[u8]> = prefixes.iter().map(|p| p.as_bytes()).collect();
+            proptest::prop_assert_eq!(got, find_model(&bytes, rel.as_bytes(), dir));
+        }
+    }
+
+    /// Path segments from a few that overlap (`/a/` and `/ab/`, `/img/` and `/imgx`) and one
+    /// of 31 bytes, so that two make a 63-byte key (the last length `dir_lens` tells apart).
+    fn segments(
+        n: std::ops::Range<usize>,
+    ) -> impl proptest::strategy::Strategy<Value = Vec<&'static str>> {
+        let seg = proptest::sample::select(
+            &[
+                "a",
+                "b",
+                "ab",
+                "img",
+                "imgx",
+                "users",
+                "c.d",
+                "long-segment-of-thirty-one-byte",
+            ][..],
+        );
+        proptest::collection::vec(seg, n)
     }
 
     #[test]
@@ -799,6 +865,14 @@ mod tests {
         assert_eq!(raw_rest(b"/old/%2e%2e/x", 1), None);
         assert_eq!(raw_rest(b"/o%2Fld/x", 1), None);
         assert_eq!(raw_rest(b"/old/a%0d%0ab", 1), Some(&b"a%0d%0ab"[..]));
+        assert_eq!(raw_rest(b"/", 0), Some(&b""[..]));
+        assert_eq!(raw_rest(b"/old", 1), Some(&b""[..]));
+        // Found by the route fuzzer: the empty string after a final `/` counted as a segment,
+        // so a path had a rest beneath one segment more than it has.
+        assert_eq!(raw_rest(b"/", 1), None);
+        assert_eq!(raw_rest(b"/old/", 2), None);
+        assert_eq!(raw_rest(b"/a/b/", 3), None);
+        assert_eq!(raw_rest(b"/a//", 1), None);
     }
 
     #[test]
