@@ -259,6 +259,10 @@ pub fn route_prefix(p: &str) -> Result<(), String> {
     if p.contains(['?', '#']) {
         return bad("a prefix is a path: no ? or #");
     }
+    if p.contains('%') {
+        // Paths are matched after percent-decoding, so `%20` could never match a request.
+        return bad("prefixes are matched decoded: write the character itself, not %XX");
+    }
     if p.chars().any(char::is_control) {
         return bad("control characters are not allowed");
     }
@@ -382,6 +386,7 @@ mod tests {
         }
         for p in [
             "", "a/", "//", "/a//b", "/./", "/a/../", "/..", "/a?b", "/a#", "/a\0", "/\n",
+            "/a%20b/",
         ] {
             assert!(route_prefix(p).is_err(), "{p:?}");
         }

@@ -3,7 +3,7 @@
 //! but it, writes nothing.
 use std::path::PathBuf;
 
-use crate::config::{cli, Config, Host, Route, RouteKind, SiteOptions};
+use crate::config::{Config, Host, Route, RouteKind, SiteOptions};
 use crate::fs::MemFs;
 use crate::handler::route::{
     is_dir_name, normalize_host, raw_rest, target_authority, Match, Router, Vhost, MAX_HOST,
@@ -43,7 +43,8 @@ impl<'a> Input<'a> {
 thread_local! {
     /// Everything but the hosts, and options without index files: made once, as parsing
     /// flags and allocating options for every route would cost more than routing does.
-    static BASE: Config = cli::parse(["tern"]);
+    static BASE: Config = crate::config::load(None, &Default::default())
+        .expect("the built-in defaults are a valid configuration");
     static SITE: SiteOptions = SiteOptions {
         index: Vec::new(),
         ..SiteOptions::default()
