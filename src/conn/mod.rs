@@ -41,7 +41,7 @@ use std::net::IpAddr;
 use crate::http::body::BodyDecoder;
 use crate::http::request::{self, Framing};
 use crate::http::response::Persist;
-use crate::http::{HttpError, Method, Request};
+use crate::http::{first_line, HttpError, Method, Request};
 pub use out::Out;
 
 fn head_limits(lim: &Limits) -> request::HeadLimits {
@@ -588,13 +588,9 @@ impl Conn {
     /// Answers a request that cannot be served and closes after the answer: after a parse
     /// error the framing of whatever follows is unknown (RFC 9112 §9.6).
     fn fail<S: Service>(&mut self, b: &mut Bufs, err: HttpError, svc: &mut S) {
-        let pending = &b.rbuf[b.start..b.end];
-        let line_end = memchr::memchr(b'\n', pending)
-            .unwrap_or(pending.len())
-            .min(8192);
-        let line = pending[..line_end]
-            .strip_suffix(b"\r")
-            .unwrap_or(&pending[..line_end]);
+        // At most 8 KiB of the line goes to the logs.
+        let pending = &b.rbuf[b.start..b.end.min(b.start + 8192)];
+        let line = first_line(pending);
         b.out.begin(false);
         svc.respond_error(err, line, self.peer, &mut b.out);
         b.out.seal();

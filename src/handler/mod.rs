@@ -17,7 +17,7 @@ use crate::fs::{Fs, RootId};
 use crate::http::date::DateCache;
 use crate::http::path::{normalize, split_target};
 use crate::http::response::{self, HeadCtx, Persist};
-use crate::http::{reason_phrase, HttpError, Method, Version};
+use crate::http::{first_line, reason_phrase, HttpError, Method, Version};
 use crate::log::{Access, AccessLog, ErrorLog, Level};
 
 /// The options of one route (or host) as the handler reads them on every request.
@@ -506,12 +506,6 @@ impl<F: Fs> Service for Handler<F> {
 pub struct RouteAt {
     pub host: usize,
     pub route: usize,
-}
-
-/// The request line of a head, without its line ending.
-pub fn first_line(head: &[u8]) -> &[u8] {
-    let end = memchr::memchr(b'\n', head).unwrap_or(head.len());
-    head[..end].strip_suffix(b"\r").unwrap_or(&head[..end])
 }
 
 /// A random seed (std's hasher keys come from the OS's random source).

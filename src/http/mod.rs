@@ -146,6 +146,12 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// The first line of a head (the request line), without its line ending.
+pub fn first_line(head: &[u8]) -> &[u8] {
+    let end = memchr::memchr(b'\n', head).unwrap_or(head.len());
+    head[..end].strip_suffix(b"\r").unwrap_or(&head[..end])
+}
+
 /// ASCII case-insensitive comparison of a header value token.
 pub fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
