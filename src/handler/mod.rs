@@ -73,6 +73,14 @@ pub struct Sent {
     pub body: u64,
 }
 
+impl Sent {
+    /// A response whose body of `len` bytes was pushed to `out`: none of it is sent for HEAD.
+    pub fn with_body(status: u16, out: &Out, len: u64) -> Sent {
+        let body = if out.is_head_only() { 0 } else { len };
+        Sent { status, body }
+    }
+}
+
 pub struct Handler<F: Fs> {
     pub fs: F,
     /// Swapped whole on reload; a request uses the router it started with.
@@ -215,10 +223,7 @@ impl<F: Fs> Handler<F> {
                     crate::fs::Body::Mem(d) => out.push_mem(d, 0, d.len()),
                     crate::fs::Body::File(file) => out.push_file(file, 0, f.meta.size),
                 }
-                return Sent {
-                    status,
-                    body: if out.is_head_only() { 0 } else { f.meta.size },
-                };
+                return Sent::with_body(status, out, f.meta.size);
             }
         }
         self.page.clear();
@@ -230,14 +235,7 @@ impl<F: Fs> Handler<F> {
         response::content_length(&mut out.buf, self.page.len() as u64);
         response::end(&mut out.buf);
         out.push_bytes(&self.page);
-        Sent {
-            status,
-            body: if out.is_head_only() {
-                0
-            } else {
-                self.page.len() as u64
-            },
-        }
+        Sent::with_body(status, out, self.page.len() as u64)
     }
 
     /// The virtual host of a request: the absolute-form target's authority, else `Host`,

@@ -211,14 +211,7 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, me
     validator_headers(buf, &val, b"Vary: Accept\r\n");
     response::end(buf);
     out.push_bytes(&h.page);
-    Sent {
-        status: 200,
-        body: if out.is_head_only() {
-            0
-        } else {
-            h.page.len() as u64
-        },
-    }
+    Sent::with_body(200, out, h.page.len() as u64)
 }
 
 /// Owns the per-header value lists of the four precondition headers.
@@ -404,14 +397,7 @@ fn file<F: Fs>(
     }
     finish(&mut out.buf, h.site.cache_control.as_deref());
     push_body(out, rep, part);
-    Sent {
-        status,
-        body: if out.is_head_only() {
-            0
-        } else {
-            part.end - part.start
-        },
-    }
+    Sent::with_body(status, out, part.end - part.start)
 }
 
 /// The representation's headers: type, coding, length, range, validators, `Vary`,
@@ -526,8 +512,5 @@ fn multipart<F: Fs>(
         out.push_bytes(b"\r\n");
     }
     out.push_bytes(&h.page[closing..]);
-    Sent {
-        status: 206,
-        body: if out.is_head_only() { 0 } else { total },
-    }
+    Sent::with_body(206, out, total)
 }
