@@ -12,7 +12,8 @@ use crate::http::negotiate::{self, Coding};
 use crate::http::path::PathInfo;
 use crate::http::range::{self, ByteRange, RangeOutcome};
 use crate::http::request::{dup, Values};
-use crate::http::{date, response, Method, Request};
+use crate::http::response::{self, Persist};
+use crate::http::{date, Method, Request};
 use crate::log::Level;
 
 /// A directory route: the path beneath its root. `info` describes the whole request path;
@@ -189,13 +190,8 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, me
     };
     match precondition_verdict(req, head, &val) {
         Verdict::NotModified => {
-            h.start(out, 304, ex.persist);
-            validator_headers(&mut out.buf, &val, b"Vary: Accept\r\n");
-            response::end(&mut out.buf);
-            return Sent {
-                status: 304,
-                body: 0,
-            };
+            // Listings carry no Cache-Control: the route's applies to files.
+            return not_modified(h, out, ex.persist, &val, b"Vary: Accept\r\n", None);
         }
         Verdict::PreconditionFailed => return h.error(out, 412, ex.persist, b""),
         Verdict::Proceed => {}
@@ -212,6 +208,24 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, me
     response::end(buf);
     out.push_bytes(&h.page);
     Sent::with_body(200, out, h.page.len() as u64)
+}
+
+/// 304 (RFC 9110 §15.4.5): the validators and caching headers a 200 would carry, no body.
+fn not_modified<F: Fs>(
+    h: &Handler<F>,
+    out: &mut Out,
+    persist: Persist,
+    val: &Validators<'_>,
+    vary: &[u8],
+    cache_control: Option<&[u8]>,
+) -> Sent {
+    h.start(out, 304, persist);
+    validator_headers(&mut out.buf, val, vary);
+    finish(&mut out.buf, cache_control);
+    Sent {
+        status: 304,
+        body: 0,
+    }
 }
 
 /// Owns the per-header value lists of the four precondition headers.
@@ -322,14 +336,8 @@ fn file<F: Fs>(
     };
     match precondition_verdict(req, head, &val) {
         Verdict::NotModified => {
-            // RFC 9110 §15.4.5: the validators and caching headers a 200 would carry.
-            h.start(out, 304, ex.persist);
-            validator_headers(&mut out.buf, &val, vary);
-            finish(&mut out.buf, h.site.cache_control.as_deref());
-            return Sent {
-                status: 304,
-                body: 0,
-            };
+            let cc = h.site.cache_control.as_deref();
+            return not_modified(h, out, ex.persist, &val, vary, cc);
         }
         Verdict::PreconditionFailed => return h.error(out, 412, ex.persist, vary),
         Verdict::Proceed => {}
