@@ -425,8 +425,9 @@ impl Conn {
         self.set_phase(Phase::Closed(reason));
     }
 
-    /// Parses and answers buffered requests. `budget` bounds how many requests are handled
-    /// this turn. Returns whether anything changed.
+    /// Parses and answers buffered requests, one step of the current phase at a time.
+    /// `budget` bounds how many requests are handled this turn. Returns whether anything
+    /// changed.
     pub fn process<S: Service>(
         &mut self,
         now: Millis,
@@ -438,78 +439,95 @@ impl Conn {
             return self.check_eof();
         };
         let mut changed = false;
-        loop {
-            match self.phase {
-                Phase::ReadBody => {
-                    if b.start == b.end {
-                        break;
-                    }
-                    let mut seen = 0u64;
-                    let res = b
-                        .body
-                        .decode(&b.rbuf[b.start..b.end], &mut |d| seen += d.len() as u64);
-                    changed = true;
-                    match res {
-                        Ok((n, done)) => {
-                            b.start += n;
-                            b.body_seen += seen;
-                            if b.body_seen > lim.max_discard {
-                                // Too much to throw away: close after the response instead.
-                                self.flags |= LINGER;
-                                self.set_phase(Phase::Draining);
-                            } else if done {
-                                self.set_phase(Phase::ReadHead);
-                                self.t_input = now + lim.header_timeout;
-                            } else {
-                                // A body that keeps arriving keeps the connection alive.
-                                self.t_input = now + lim.header_timeout;
-                            }
-                        }
-                        Err(_) => {
-                            self.flags |= LINGER;
-                            self.set_phase(Phase::Draining);
-                        }
-                    }
-                }
-                Phase::ReadHead => {
-                    if *budget == 0 || b.out.queued() > lim.out_high_water {
-                        break;
-                    }
-                    if b.scanned == 0 {
-                        // RFC 9112 §2.2: ignore empty lines before a request line.
-                        b.start += request::leading_empty_lines(&b.rbuf[b.start..b.end]);
-                    }
-                    if b.start == b.end {
-                        b.start = 0;
-                        b.end = 0;
-                        break;
-                    }
-                    let pending = &b.rbuf[b.start..b.end];
-                    match request::find_head_end(pending, &mut b.scanned) {
-                        Some(len) => {
-                            changed = true;
-                            *budget -= 1;
-                            self.dispatch(&mut b, len, now, svc, lim);
-                        }
-                        // An incomplete head fills the whole buffer: fail it now if it is
-                        // already too large, otherwise the buffer grows when read next.
-                        None if pending.len() == b.rbuf.len() => {
-                            match request::incomplete_error(pending, head_limits(lim)) {
-                                Some(err) => {
-                                    changed = true;
-                                    self.fail(&mut b, err, svc);
-                                }
-                                None => break,
-                            }
-                        }
-                        None => break,
-                    }
-                }
-                _ => break,
-            }
+        while match self.phase {
+            Phase::ReadBody => self.discard_body(&mut b, now, lim),
+            Phase::ReadHead => self.next_head(&mut b, now, svc, lim, budget),
+            _ => false,
+        } {
+            changed = true;
         }
         self.bufs = Some(b);
         self.check_eof() || changed
+    }
+
+    /// `ReadBody`: decodes and drops the body bytes buffered so far; ends the phase when the
+    /// body is complete, or closes after the response when it is too long or malformed.
+    /// Returns false when there is nothing to decode (wait for input).
+    fn discard_body(&mut self, b: &mut Bufs, now: Millis, lim: &Limits) -> bool {
+        if b.start == b.end {
+            return false;
+        }
+        let mut seen = 0u64;
+        let res = b
+            .body
+            .decode(&b.rbuf[b.start..b.end], &mut |d| seen += d.len() as u64);
+        match res {
+            Ok((n, done)) => {
+                b.start += n;
+                b.body_seen += seen;
+                if b.body_seen > lim.max_discard {
+                    // Too much to throw away: close after the response instead.
+                    self.flags |= LINGER;
+                    self.set_phase(Phase::Draining);
+                } else if done {
+                    self.set_phase(Phase::ReadHead);
+                    self.t_input = now + lim.header_timeout;
+                } else {
+                    // A body that keeps arriving keeps the connection alive.
+                    self.t_input = now + lim.header_timeout;
+                }
+            }
+            Err(_) => {
+                self.flags |= LINGER;
+                self.set_phase(Phase::Draining);
+            }
+        }
+        true
+    }
+
+    /// `ReadHead`: answers the next complete head, or fails one that can no longer become
+    /// valid. Returns false when it must wait: for more input, for the output to drain below
+    /// its high-water mark, or for the next turn's request budget.
+    fn next_head<S: Service>(
+        &mut self,
+        b: &mut Bufs,
+        now: Millis,
+        svc: &mut S,
+        lim: &Limits,
+        budget: &mut u32,
+    ) -> bool {
+        if *budget == 0 || b.out.queued() > lim.out_high_water {
+            return false;
+        }
+        if b.scanned == 0 {
+            // RFC 9112 §2.2: ignore empty lines before a request line.
+            b.start += request::leading_empty_lines(&b.rbuf[b.start..b.end]);
+        }
+        if b.start == b.end {
+            b.start = 0;
+            b.end = 0;
+            return false;
+        }
+        let pending = &b.rbuf[b.start..b.end];
+        match request::find_head_end(pending, &mut b.scanned) {
+            Some(len) => {
+                *budget -= 1;
+                self.dispatch(b, len, now, svc, lim);
+                true
+            }
+            // An incomplete head fills the whole buffer: fail it now if it is already too
+            // large, otherwise the buffer grows when read next.
+            None if pending.len() == b.rbuf.len() => {
+                match request::incomplete_error(pending, head_limits(lim)) {
+                    Some(err) => {
+                        self.fail(b, err, svc);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            None => false,
+        }
     }
 
     /// Parses one complete head of `len` bytes at the front of the input and answers it.
