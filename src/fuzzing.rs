@@ -129,16 +129,28 @@ pub fn site() -> MemFs {
     fs.add_variant("s.css", 2, "s.css.gz");
     fs.add_file(".env", b"SECRET=1\n", 1_700_000_000);
     fs.add_dir("empty", 1_700_000_000);
+    // Descriptor bodies, sent with `sendfile`: one larger than the harness's write budget
+    // and high-water mark, and one the harness cuts short at some point of a run.
+    let large: Vec<u8> = (0..12_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    fs.add_fd_file("large.bin", &large, 1_700_000_000)
+        .expect("memfd");
+    fs.add_fd_file("shrinks.bin", &large[..SHRINKS_LEN as usize], 1_700_000_000)
+        .expect("memfd");
     fs.record = true;
     fs
 }
 
+/// The size `shrinks.bin` is served with, even after it has shrunk.
+const SHRINKS_LEN: u64 = 3_000;
+
 /// 2. The whole connection: `data[..4]` seeds how the rest is cut into reads, how much the
-///    peer accepts per write, and how the fake clock moves. After every step: no panic, the
-///    bytes sent so far parse as well-formed responses (status line, headers, exactly
-///    `Content-Length` bytes of body, none for HEAD and 304) in the order the requests were
-///    answered, queued output stays bounded, and no path outside the root is looked up. At the
-///    end, with the input closed and time passing, the connection must close.
+///    peer accepts per write, how the fake clock moves, and when `shrinks.bin` shrinks (a
+///    response that promised its old length then ends with `FileTruncated`). After every
+///    step: no panic, the bytes sent so far parse as well-formed responses (status line,
+///    headers, exactly `Content-Length` bytes of body, none for HEAD and 304) in the order
+///    the requests were answered, queued output stays bounded, and no path outside the root
+///    is looked up. At the end, with the input closed and time passing, the connection must
+///    close.
 pub fn conn(data: &[u8]) {
     if data.len() < 4 {
         return;
@@ -172,6 +184,7 @@ pub fn conn(data: &[u8]) {
     let mut sock = MemSocket::new();
     let mut pool = Pool::new(512, 2);
     let mut now = 0;
+    let mut shrunk = false;
     let mut run = |conn: &mut Conn, sock: &mut MemSocket, svc: &mut Recorder, now| {
         for _ in 0..10_000 {
             if drive(conn, sock, svc, &mut pool, &lim, now) != Turn::Again {
@@ -193,6 +206,11 @@ pub fn conn(data: &[u8]) {
             None
         };
         conn.set_writable();
+        if !shrunk && (r >> 40) % 16 == 0 {
+            shrunk = true;
+            let len = (r >> 44) % SHRINKS_LEN;
+            svc.inner.fs.shrink("shrinks.bin", len).expect("ftruncate");
+        }
         run(&mut conn, &mut sock, &mut svc, now);
         if (r >> 24) % 8 == 0 {
             now += 1000 * ((r >> 28) % 12);
@@ -227,7 +245,7 @@ pub fn conn(data: &[u8]) {
     );
     let cut_short = matches!(
         conn.close_reason(),
-        Some(CloseReason::SendTimeout | CloseReason::Io)
+        Some(CloseReason::SendTimeout | CloseReason::Io | CloseReason::FileTruncated)
     );
     check_responses(&sock.output, &svc.expected, !cut_short);
     for p in &svc.inner.fs.opened {

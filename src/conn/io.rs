@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, IoSlice};
 
 use super::out::{Out, FEW_IOV, MAX_IOV};
-use super::{Conn, Limits, Millis, Phase, Pool, Service};
+use super::{Conn, Limits, Millis, Pool, Service};
 
 /// A connected socket as the driver needs it. The real one is a `mio::net::TcpStream`;
 /// tests and fuzzers use an in-memory one.
@@ -74,7 +74,7 @@ pub fn drive<K: Socket, S: Service>(
         if conn.process(now, svc, lim, &mut requests) {
             continue;
         }
-        if conn.phase() == Phase::Draining && !conn.has_output() {
+        if conn.phase().is_draining() && !conn.has_output() {
             // Closing with nothing (left) to send: finish now.
             if conn.on_drained(now, lim) && sock.shutdown_write().is_err() {
                 conn.on_io_error();

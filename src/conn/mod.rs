@@ -4,24 +4,32 @@
 //! in [`io`] moves bytes between this and a socket; tests and fuzzers drive it directly.
 //!
 //! ```text
-//!            accept
-//!              |
-//!              v
-//!   +----> ReadHead --(head complete: respond, queue output)--+
-//!   |       |   |                                             |
-//!   |       |   +--(bad head / timeout with bytes: error)--+  |
-//!   |       |                                              |  |
-//!   |  (body declared and small)                           |  |
-//!   |       v                                              v  v
-//!   |    ReadBody --(body discarded)--> ReadHead       Draining  (no keep-alive:
-//!   |                                                      |      flush the output)
-//!   +--(keep-alive: output written, input idle)            |
-//!                                                          v
-//!                      (unread input may follow) Linger: shutdown(SHUT_WR), drain input
-//!                                                          |
-//!                                                          v
-//!                                       Closed(reason) <---+--- (nothing unread)
+//!           accept
+//!             |
+//!             v
+//!   +----> ReadHead --(answered without keep-alive; bad head; 408; EOF mid-head)---+
+//!   |         |                                                                   |
+//!   |   (answered; a small body follows)                                          |
+//!   |         v                                                                   v
+//!   +----- ReadBody --(body too long or malformed; EOF mid-body)--> Draining or DrainingToLinger
+//!  (body read)                                                       flush the output
+//!                                                                      |          |
+//!                               (DrainingToLinger or unread input,     |          |
+//!                                and no EOF)                           v          |
+//!                              Linger: shutdown(SHUT_WR), drain input             |
+//!                                                                      |          |
+//!                                                   (EOF or timeout)   v          |
+//!                                                               Closed(reason) <--+
+//!                                                              (nothing unread, or EOF)
 //! ```
+//!
+//! A kept-alive connection stays in `ReadHead` from one request to the next: each complete
+//! head is answered at once. Any phase also goes straight to `Closed` on a socket error, a
+//! timeout, EOF with nothing left to answer, a file that shrank while being sent, or
+//! shutdown while idle. `set_phase` is the one place the phase changes, and debug builds
+//! check every transition there against this graph. Socket readiness (`READ_READY`,
+//! `WRITE_READY`, `EOF`, `HUP`) is kept apart from the phase: it says what the socket can
+//! do, the phase says what the connection wants.
 //!
 //! The output side is a queue, not a phase: responses to pipelined requests are queued as
 //! they are parsed and leave together in one `sendmsg` (or `sendfile` for file bodies), which
@@ -41,7 +49,7 @@ use std::net::IpAddr;
 use crate::http::body::BodyDecoder;
 use crate::http::request::{self, Framing};
 use crate::http::response::Persist;
-use crate::http::{HttpError, Method, Request};
+use crate::http::{first_line, HttpError, Method, Request};
 pub use out::Out;
 
 fn head_limits(lim: &Limits) -> request::HeadLimits {
@@ -107,12 +115,45 @@ pub enum Phase {
     ReadHead,
     /// Reading and discarding the body of a request that was answered.
     ReadBody,
-    /// The last response is queued; flush it, then close.
+    /// The last response is queued; flush it, then close (lingering if unread input shows).
     Draining,
+    /// `Draining`, where input that was never read is known to follow (a body not read, a
+    /// head that could not be parsed): the close lingers even if the socket shows nothing
+    /// more yet. (Two unit variants rather than a `linger` field keep `Phase` one byte and
+    /// an idle `Conn` at 48.)
+    DrainingToLinger,
     /// Our side is shut down; input is read and dropped until EOF or the deadline, so the
     /// client sees our last response rather than a reset (lighttpd's lingering close).
     Linger,
     Closed(CloseReason),
+}
+
+impl Phase {
+    /// `Draining`, or `DrainingToLinger` when unread input is known to follow.
+    fn draining(linger: bool) -> Phase {
+        if linger {
+            Phase::DrainingToLinger
+        } else {
+            Phase::Draining
+        }
+    }
+
+    /// The last response is queued and the connection closes after it.
+    pub fn is_draining(self) -> bool {
+        matches!(self, Phase::Draining | Phase::DrainingToLinger)
+    }
+
+    /// Whether `self -> next` is an edge of the state graph in the module doc.
+    fn may_become(self, next: Phase) -> bool {
+        match (self, next) {
+            (Phase::Closed(_), _) => false,
+            (_, Phase::Closed(_)) => true,
+            (Phase::ReadHead, Phase::ReadBody) | (Phase::ReadBody, Phase::ReadHead) => true,
+            (Phase::ReadHead | Phase::ReadBody, next) => next.is_draining(),
+            (from, Phase::Linger) => from.is_draining(),
+            _ => false,
+        }
+    }
 }
 
 /// Why a connection ended; printed in the error log at debug level.
@@ -244,16 +285,28 @@ impl Pool {
     }
 }
 
+// Socket readiness, the bits of `Conn::ready`. They record what the socket reported (mio is
+// edge-triggered: an event sets a bit, only the call that finds the socket exhausted clears
+// it) and decide nothing by themselves: what the connection does next is its `Phase`, and
+// `wants_read` / `wants_write` combine the two, like rustls's methods of those names.
+/// The socket may hold input: set by a readable event, cleared by `EAGAIN` or a short read.
 const READ_READY: u8 = 1;
+/// The socket may take output: set by a writable event, cleared by `EAGAIN` or a short write.
 const WRITE_READY: u8 = 2;
+/// A read returned 0: the peer will send nothing more (phases react in `check_eof`).
 const EOF: u8 = 4;
-const LINGER: u8 = 8;
-const SHUTDOWN: u8 = 16;
-const HUP: u8 = 32;
+/// The peer's FIN was reported (EPOLLRDHUP): reads go on until they return 0.
+const HUP: u8 = 8;
 
 pub struct Conn {
     phase: Phase,
-    flags: u8,
+    /// Socket readiness only (`READ_READY`, `WRITE_READY`, `EOF`, `HUP`).
+    ready: u8,
+    /// The server is shutting down ([`Conn::begin_shutdown`]): no keep-alive after the
+    /// request in flight, and the close says so. Neither readiness nor a phase: it changes
+    /// the decisions at the end of whichever phase the connection is in (hyper's
+    /// `disable_keep_alive`).
+    shutting_down: bool,
     served: u32,
     /// Deadline of the input side: head, keep-alive idle, body or linger, by phase.
     t_input: Millis,
@@ -268,7 +321,8 @@ impl Conn {
     pub fn new(peer: IpAddr, now: Millis, lim: &Limits) -> Conn {
         Conn {
             phase: Phase::ReadHead,
-            flags: READ_READY | WRITE_READY,
+            ready: READ_READY | WRITE_READY,
+            shutting_down: false,
             served: 0,
             t_input: now + lim.header_timeout,
             t_send: 0,
@@ -289,8 +343,14 @@ impl Conn {
         self.served
     }
 
-    /// The single place phases change, so transitions can be traced.
+    /// The single place phases change, so transitions can be traced; debug builds (tests
+    /// and fuzzers) check each against the graph in the module doc.
     fn set_phase(&mut self, phase: Phase) {
+        debug_assert!(
+            self.phase.may_become(phase),
+            "{:?} -> {phase:?} is not in the state graph",
+            self.phase
+        );
         self.phase = phase;
     }
 
@@ -327,27 +387,27 @@ impl Conn {
     }
 
     pub fn set_readable(&mut self) {
-        self.flags |= READ_READY;
+        self.ready |= READ_READY;
     }
 
     /// The peer's FIN arrived (EPOLLRDHUP). A short read must not be trusted to have drained
     /// the socket then: the EOF behind the data has no edge of its own.
     pub fn set_read_closed(&mut self) {
-        self.flags |= READ_READY | HUP;
+        self.ready |= READ_READY | HUP;
     }
 
     pub fn set_writable(&mut self) {
-        self.flags |= WRITE_READY;
+        self.ready |= WRITE_READY;
     }
 
-    fn flag(&self, f: u8) -> bool {
-        self.flags & f != 0
+    fn is_ready(&self, bit: u8) -> bool {
+        self.ready & bit != 0
     }
 
     /// Whether the driver should read now: the socket may have input and we can take it.
     pub fn wants_read(&self) -> bool {
-        self.flag(READ_READY)
-            && !self.flag(EOF)
+        self.is_ready(READ_READY)
+            && !self.is_ready(EOF)
             && matches!(
                 self.phase,
                 Phase::ReadHead | Phase::ReadBody | Phase::Linger
@@ -356,7 +416,7 @@ impl Conn {
 
     /// Whether the driver should write now.
     pub fn wants_write(&self) -> bool {
-        self.flag(WRITE_READY) && self.has_output()
+        self.is_ready(WRITE_READY) && self.has_output()
     }
 
     /// Space to read into, taking buffers from the pool if needed. `None` when the buffer is
@@ -389,13 +449,13 @@ impl Conn {
     /// `n` bytes were read into the space from [`read_space`](Self::read_space); `short` says
     /// the read returned less than asked, so the socket is drained until its next event.
     pub fn on_read(&mut self, n: usize, short: bool, now: Millis, lim: &Limits) {
-        if short && !self.flag(HUP) {
-            self.flags &= !READ_READY;
+        if short && !self.is_ready(HUP) {
+            self.ready &= !READ_READY;
         }
         let Some(b) = self.bufs.as_mut() else { return };
         if n == 0 {
-            self.flags |= EOF;
-            self.flags &= !READ_READY;
+            self.ready |= EOF;
+            self.ready &= !READ_READY;
             return;
         }
         if self.phase == Phase::ReadHead && b.start == b.end && self.served > 0 {
@@ -410,7 +470,7 @@ impl Conn {
 
     /// The read would block: the socket is drained until its next readiness event.
     pub fn on_read_blocked(&mut self) {
-        self.flags &= !READ_READY;
+        self.ready &= !READ_READY;
     }
 
     /// The peer reset the connection or a socket call failed.
@@ -425,8 +485,9 @@ impl Conn {
         self.set_phase(Phase::Closed(reason));
     }
 
-    /// Parses and answers buffered requests. `budget` bounds how many requests are handled
-    /// this turn. Returns whether anything changed.
+    /// Parses and answers buffered requests, one step of the current phase at a time.
+    /// `budget` bounds how many requests are handled this turn. Returns whether anything
+    /// changed.
     pub fn process<S: Service>(
         &mut self,
         now: Millis,
@@ -438,78 +499,91 @@ impl Conn {
             return self.check_eof();
         };
         let mut changed = false;
-        loop {
-            match self.phase {
-                Phase::ReadBody => {
-                    if b.start == b.end {
-                        break;
-                    }
-                    let mut seen = 0u64;
-                    let res = b
-                        .body
-                        .decode(&b.rbuf[b.start..b.end], &mut |d| seen += d.len() as u64);
-                    changed = true;
-                    match res {
-                        Ok((n, done)) => {
-                            b.start += n;
-                            b.body_seen += seen;
-                            if b.body_seen > lim.max_discard {
-                                // Too much to throw away: close after the response instead.
-                                self.flags |= LINGER;
-                                self.set_phase(Phase::Draining);
-                            } else if done {
-                                self.set_phase(Phase::ReadHead);
-                                self.t_input = now + lim.header_timeout;
-                            } else {
-                                // A body that keeps arriving keeps the connection alive.
-                                self.t_input = now + lim.header_timeout;
-                            }
-                        }
-                        Err(_) => {
-                            self.flags |= LINGER;
-                            self.set_phase(Phase::Draining);
-                        }
-                    }
-                }
-                Phase::ReadHead => {
-                    if *budget == 0 || b.out.queued() > lim.out_high_water {
-                        break;
-                    }
-                    if b.scanned == 0 {
-                        // RFC 9112 §2.2: ignore empty lines before a request line.
-                        b.start += request::leading_empty_lines(&b.rbuf[b.start..b.end]);
-                    }
-                    if b.start == b.end {
-                        b.start = 0;
-                        b.end = 0;
-                        break;
-                    }
-                    let pending = &b.rbuf[b.start..b.end];
-                    match request::find_head_end(pending, &mut b.scanned) {
-                        Some(len) => {
-                            changed = true;
-                            *budget -= 1;
-                            self.dispatch(&mut b, len, now, svc, lim);
-                        }
-                        // An incomplete head fills the whole buffer: fail it now if it is
-                        // already too large, otherwise the buffer grows when read next.
-                        None if pending.len() == b.rbuf.len() => {
-                            match request::incomplete_error(pending, head_limits(lim)) {
-                                Some(err) => {
-                                    changed = true;
-                                    self.fail(&mut b, err, svc);
-                                }
-                                None => break,
-                            }
-                        }
-                        None => break,
-                    }
-                }
-                _ => break,
-            }
+        while match self.phase {
+            Phase::ReadBody => self.discard_body(&mut b, now, lim),
+            Phase::ReadHead => self.next_head(&mut b, now, svc, lim, budget),
+            _ => false,
+        } {
+            changed = true;
         }
         self.bufs = Some(b);
         self.check_eof() || changed
+    }
+
+    /// `ReadBody`: decodes and drops the body bytes buffered so far; ends the phase when the
+    /// body is complete, or closes after the response when it is too long or malformed.
+    /// Returns false when there is nothing to decode (wait for input).
+    fn discard_body(&mut self, b: &mut Bufs, now: Millis, lim: &Limits) -> bool {
+        if b.start == b.end {
+            return false;
+        }
+        let mut seen = 0u64;
+        let res = b
+            .body
+            .decode(&b.rbuf[b.start..b.end], &mut |d| seen += d.len() as u64);
+        match res {
+            Ok((n, done)) => {
+                b.start += n;
+                b.body_seen += seen;
+                if b.body_seen > lim.max_discard {
+                    // Too much to throw away: close after the response instead.
+                    self.set_phase(Phase::DrainingToLinger);
+                } else if done {
+                    self.set_phase(Phase::ReadHead);
+                    self.t_input = now + lim.header_timeout;
+                } else {
+                    // A body that keeps arriving keeps the connection alive.
+                    self.t_input = now + lim.header_timeout;
+                }
+            }
+            Err(_) => self.set_phase(Phase::DrainingToLinger),
+        }
+        true
+    }
+
+    /// `ReadHead`: answers the next complete head, or fails one that can no longer become
+    /// valid. Returns false when it must wait: for more input, for the output to drain below
+    /// its high-water mark, or for the next turn's request budget.
+    fn next_head<S: Service>(
+        &mut self,
+        b: &mut Bufs,
+        now: Millis,
+        svc: &mut S,
+        lim: &Limits,
+        budget: &mut u32,
+    ) -> bool {
+        if *budget == 0 || b.out.queued() > lim.out_high_water {
+            return false;
+        }
+        if b.scanned == 0 {
+            // RFC 9112 §2.2: ignore empty lines before a request line.
+            b.start += request::leading_empty_lines(&b.rbuf[b.start..b.end]);
+        }
+        if b.start == b.end {
+            b.start = 0;
+            b.end = 0;
+            return false;
+        }
+        let pending = &b.rbuf[b.start..b.end];
+        match request::find_head_end(pending, &mut b.scanned) {
+            Some(len) => {
+                *budget -= 1;
+                self.dispatch(b, len, now, svc, lim);
+                true
+            }
+            // An incomplete head fills the whole buffer: fail it now if it is already too
+            // large, otherwise the buffer grows when read next.
+            None if pending.len() == b.rbuf.len() => {
+                match request::incomplete_error(pending, head_limits(lim)) {
+                    Some(err) => {
+                        self.fail(b, err, svc, true);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            None => false,
+        }
     }
 
     /// Parses one complete head of `len` bytes at the front of the input and answers it.
@@ -523,20 +597,20 @@ impl Conn {
     ) {
         let head = &b.rbuf[b.start..b.start + len];
         if request::request_line_len(head) > lim.max_request_line {
-            return self.fail(b, request::long_line_error(head), svc);
+            return self.fail(b, request::long_line_error(head), svc, true);
         }
         let req = match request::parse(head, lim.max_field) {
             Ok(req) => req,
-            Err(err) => return self.fail(b, err, svc),
+            Err(err) => return self.fail(b, err, svc, true),
         };
         if let Framing::Length(n) = req.framing {
             if n > lim.max_discard {
                 // Like nginx's client_max_body_size: refuse before reading any of it.
-                return self.fail(b, HttpError::PayloadTooLarge, svc);
+                return self.fail(b, HttpError::PayloadTooLarge, svc, true);
             }
         }
         let mut keep_alive =
-            req.wants_keep_alive() && self.served + 1 < lim.max_requests && !self.flag(SHUTDOWN);
+            req.wants_keep_alive() && self.served + 1 < lim.max_requests && !self.shutting_down;
         // A body is read and dropped if it is small and the client is not waiting for a
         // 100 Continue; otherwise the connection closes after the response (RFC 9112 §9.6
         // lingering close), so body bytes are never mistaken for a request.
@@ -546,10 +620,8 @@ impl Conn {
             Framing::Length(n) => Some(BodyDecoder::Length(n)),
             Framing::Chunked => Some(BodyDecoder::chunked()),
         };
-        if req.has_body() && body.is_none() {
-            keep_alive = false;
-            self.flags |= LINGER;
-        }
+        let linger = req.has_body() && body.is_none();
+        keep_alive &= !linger;
         let was_empty = b.out.is_empty();
         let mut ex = Exchange {
             req: &req,
@@ -573,7 +645,7 @@ impl Conn {
         b.start += len;
         b.scanned = 0;
         if !keep_alive {
-            self.set_phase(Phase::Draining);
+            self.set_phase(Phase::draining(linger));
         } else if let Some(decoder) = body {
             b.body = decoder;
             b.body_seen = 0;
@@ -586,27 +658,23 @@ impl Conn {
     }
 
     /// Answers a request that cannot be served and closes after the answer: after a parse
-    /// error the framing of whatever follows is unknown (RFC 9112 §9.6).
-    fn fail<S: Service>(&mut self, b: &mut Bufs, err: HttpError, svc: &mut S) {
-        let pending = &b.rbuf[b.start..b.end];
-        let line_end = memchr::memchr(b'\n', pending)
-            .unwrap_or(pending.len())
-            .min(8192);
-        let line = pending[..line_end]
-            .strip_suffix(b"\r")
-            .unwrap_or(&pending[..line_end]);
+    /// error the framing of whatever follows is unknown (RFC 9112 §9.6). `linger` picks
+    /// [`Phase::DrainingToLinger`].
+    fn fail<S: Service>(&mut self, b: &mut Bufs, err: HttpError, svc: &mut S, linger: bool) {
+        // At most 8 KiB of the line goes to the logs.
+        let pending = &b.rbuf[b.start..b.end.min(b.start + 8192)];
+        let line = first_line(pending);
         b.out.begin(false);
         svc.respond_error(err, line, self.peer, &mut b.out);
         b.out.seal();
         b.start = b.end;
         b.scanned = 0;
-        self.flags |= LINGER;
-        self.set_phase(Phase::Draining);
+        self.set_phase(Phase::draining(linger));
     }
 
     /// Applies an EOF seen by the last read. Returns whether the phase changed.
     fn check_eof(&mut self) -> bool {
-        if !self.flag(EOF) {
+        if !self.is_ready(EOF) {
             return false;
         }
         let input = self.input_len();
@@ -642,14 +710,16 @@ impl Conn {
     /// must now shut down the write side (entering the lingering close).
     pub fn on_drained(&mut self, now: Millis, lim: &Limits) -> bool {
         match self.phase {
-            Phase::Draining => {
-                let unread = self.input_len() > 0 || self.flag(READ_READY);
-                if !self.flag(EOF) && (self.flag(LINGER) || unread) {
+            Phase::Draining | Phase::DrainingToLinger => {
+                let unread = self.phase == Phase::DrainingToLinger
+                    || self.input_len() > 0
+                    || self.is_ready(READ_READY);
+                if !self.is_ready(EOF) && unread {
                     self.t_input = now + lim.linger_timeout;
                     self.set_phase(Phase::Linger);
                     return true;
                 }
-                let reason = if self.flag(SHUTDOWN) {
+                let reason = if self.shutting_down {
                     CloseReason::Shutdown
                 } else {
                     CloseReason::Done
@@ -657,7 +727,7 @@ impl Conn {
                 self.close(reason);
             }
             Phase::ReadHead if self.input_len() == 0 => {
-                if self.flag(SHUTDOWN) {
+                if self.shutting_down {
                     self.close(CloseReason::Shutdown);
                 } else {
                     self.t_input = now + lim.keepalive_timeout;
@@ -670,7 +740,7 @@ impl Conn {
 
     /// The write side could not take more (`EAGAIN` or a short write).
     pub fn on_write_blocked(&mut self) {
-        self.flags &= !WRITE_READY;
+        self.ready &= !WRITE_READY;
     }
 
     /// Gives the buffers back to the pool while the connection is idle.
@@ -697,26 +767,25 @@ impl Conn {
         match self.phase {
             Phase::ReadHead if self.input_len() > 0 => {
                 // RFC 9110 §15.5.9: say 408 and close. A slow client gets little more time
-                // to read it.
+                // to read it, and no lingering close.
                 if let Some(mut b) = self.bufs.take() {
-                    self.fail(&mut b, HttpError::Timeout, svc);
+                    self.fail(&mut b, HttpError::Timeout, svc, false);
                     self.bufs = Some(b);
                 }
-                self.flags &= !LINGER;
                 self.t_send = now + lim.linger_timeout.min(1_000);
             }
             Phase::ReadHead if self.served == 0 => self.close(CloseReason::HeadTimeout),
             Phase::ReadHead => self.close(CloseReason::IdleTimeout),
             Phase::ReadBody => self.close(CloseReason::BodyTimeout),
             Phase::Linger => self.close(CloseReason::LingerTimeout),
-            Phase::Draining => self.close(CloseReason::SendTimeout),
+            Phase::Draining | Phase::DrainingToLinger => self.close(CloseReason::SendTimeout),
             Phase::Closed(_) => {}
         }
     }
 
     /// Graceful shutdown: idle connections close now, busy ones after their current response.
     pub fn begin_shutdown(&mut self) {
-        self.flags |= SHUTDOWN;
+        self.shutting_down = true;
         if self.phase == Phase::ReadHead && self.input_len() == 0 && !self.has_output() {
             self.close(CloseReason::Shutdown);
         }

@@ -1,4 +1,5 @@
-//! Connection tests with an in-memory socket and a fake clock: no kernel, no sleeping.
+//! Connection tests with an in-memory socket and a fake clock: no network, no sleeping (file
+//! bodies that go out with `sendfile` live in memfds).
 use super::io::{drive, Turn};
 use super::memsock::MemSocket;
 use super::*;
@@ -216,6 +217,114 @@ fn pipelined_memory_bodies_leave_in_as_few_sends_as_iovecs_allow() {
         );
         assert_eq!(t.sock.sends, sends, "{count} pipelined responses");
     }
+}
+
+/// A site with `big.bin` as a descriptor body (sent with `sendfile`), beside the memory ones.
+fn with_fd_file(lim: Limits, data: &[u8]) -> H {
+    let mut t = H::with(lim);
+    let mut fs = site();
+    fs.add_fd_file("big.bin", data, 1_700_000_000).unwrap();
+    t.h = Handler::new(
+        fs,
+        Router::single(Site::default()),
+        Some("tern"),
+        1_800_000_000,
+    );
+    t
+}
+
+/// Lets the peer take `room` more bytes per turn until the output is drained; returns the
+/// number of turns.
+fn drain_slowly(t: &mut H, room: usize) -> usize {
+    for turns in 1..100_000 {
+        t.sock.write_room = Some(room);
+        t.conn.set_writable();
+        t.run();
+        if !t.conn.has_output() {
+            return turns;
+        }
+    }
+    panic!("output never drained");
+}
+
+#[test]
+fn file_bodies_go_out_with_sendfile_through_a_narrow_socket() {
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    // A budget under the file's size, so sending it also spans turns.
+    let mut t = with_fd_file(
+        Limits {
+            write_budget: 16 * 1024,
+            ..Limits::default()
+        },
+        &data,
+    );
+    t.sock.write_room = Some(0);
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    t.send(
+        [get("/a.txt"), get("/big.bin"), get("/a.txt")]
+            .concat()
+            .as_bytes(),
+    );
+    let turns = drain_slowly(&mut t, 1000);
+    assert!(turns > 100, "{turns} turns");
+    let r = t.responses();
+    assert_eq!(r.len(), 3);
+    assert_eq!((r[0].status, &r[0].body[..]), (200, &b"hello"[..]));
+    assert_eq!(r[1].status, 200);
+    assert_eq!(r[1].header("Content-Length"), Some("100000"));
+    assert!(r[1].body == data, "the file body arrives intact");
+    assert_eq!((r[2].status, &r[2].body[..]), (200, &b"hello"[..]));
+    assert!(t.sock.sendfiles >= 100, "{} sendfiles", t.sock.sendfiles);
+
+    // A range of it, and several ranges (multipart: part heads from memory, parts by
+    // sendfile), still byte-exact.
+    t.send(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=99000-99999\r\n\r\n");
+    drain_slowly(&mut t, 333);
+    let r = t.responses();
+    assert_eq!(r[0].status, 206);
+    assert_eq!(
+        r[0].header("Content-Range"),
+        Some("bytes 99000-99999/100000")
+    );
+    assert!(r[0].body == data[99_000..]);
+    t.send(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9,50000-50009\r\n\r\n");
+    drain_slowly(&mut t, 100);
+    let r = t.responses();
+    assert_eq!(r[0].status, 206);
+    let ct = r[0].header("Content-Type").unwrap();
+    let boundary = ct.strip_prefix("multipart/byteranges; boundary=").unwrap();
+    let part = |range: &str, bytes: &[u8]| {
+        let head = format!(
+            "--{boundary}\r\nContent-Type: application/octet-stream\r\n\
+             Content-Range: bytes {range}/100000\r\n\r\n"
+        );
+        [head.as_bytes(), bytes, b"\r\n"].concat()
+    };
+    let want = [
+        part("0-9", &data[..10]),
+        part("50000-50009", &data[50_000..50_010]),
+        format!("--{boundary}--\r\n").into_bytes(),
+    ]
+    .concat();
+    assert!(r[0].body == want, "multipart body");
+    assert!(!t.conn.is_closed());
+}
+
+#[test]
+fn a_file_that_shrank_closes_the_connection() {
+    let data = vec![b'x'; 10_000];
+    let mut t = with_fd_file(Limits::default(), &data);
+    t.h.fs.shrink("big.bin", 4_000).unwrap();
+    assert_eq!(
+        t.send(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Turn::Close
+    );
+    assert_eq!(t.conn.close_reason(), Some(CloseReason::FileTruncated));
+    // The head promised 10,000 bytes; only what the file still holds went out after it.
+    let out = std::mem::take(&mut t.sock.output);
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(String::from_utf8_lossy(&out[..end]).contains("Content-Length: 10000\r\n"));
+    assert_eq!(&out[end..], &data[..4_000]);
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! An in-memory document root for tests and fuzzing: same contract as the real one, plus a
 //! record of every path looked up so a fuzzer can check that nothing outside the root is
-//! ever asked for.
+//! ever asked for. Bodies are shared memory, or for files added with `add_fd_file` a
+//! descriptor (a memfd, no disk) sent with `sendfile` as the real root sends large files.
 use std::collections::BTreeMap;
+use std::io;
 use std::rc::Rc;
 
 use super::{Body, FileEntry, Fs, FsError, ListEntry, Meta, MimeTable, Node, RootId};
@@ -69,14 +71,39 @@ impl MemFs {
 
     /// Adds a file (and its parent directories) with the given contents and mtime.
     pub fn add_file(&mut self, path: &str, data: &[u8], mtime: i64) {
+        self.insert_file(path, data.len() as u64, Body::Mem(Rc::from(data)), mtime);
+    }
+
+    /// Adds a file whose body is a descriptor ([`Body::File`]), like a large file of the real
+    /// root: the bytes are written once into an anonymous in-memory file, and responses
+    /// send them with `sendfile`.
+    pub fn add_fd_file(&mut self, path: &str, data: &[u8], mtime: i64) -> io::Result<()> {
+        let file = crate::sys::fs::memfd(c"tern-memfs", data)?;
+        self.insert_file(path, data.len() as u64, Body::File(Rc::new(file)), mtime);
+        Ok(())
+    }
+
+    /// Cuts the descriptor of a file added with [`add_fd_file`](Self::add_fd_file) to `len`
+    /// bytes while its entry keeps the old size: a file that shrank after it was opened, so
+    /// a response that promised the old length ends early (`CloseReason::FileTruncated`).
+    pub fn shrink(&mut self, path: &str, len: u64) -> io::Result<()> {
+        match self.nodes.get(path.as_bytes()) {
+            Some(MemNode::File(f)) => match &f.body {
+                Body::File(file) => file.set_len(len),
+                Body::Mem(_) => Err(io::Error::other("a memory body cannot shrink")),
+            },
+            _ => Err(io::Error::from(io::ErrorKind::NotFound)),
+        }
+    }
+
+    fn insert_file(&mut self, path: &str, size: u64, body: Body, mtime: i64) {
         self.add_parents(path);
         let meta = Meta {
-            size: data.len() as u64,
+            size,
             ino: self.ino(),
             mtime,
             mtime_nsec: 0,
         };
-        let body = Body::Mem(Rc::from(data));
         let entry = FileEntry::new(meta, body, self.mime.content_type(path.as_bytes()));
         self.nodes
             .insert(path.as_bytes().to_vec(), MemNode::File(Rc::new(entry)));

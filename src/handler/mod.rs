@@ -20,7 +20,7 @@ use crate::fs::{Fs, RootId};
 use crate::http::date::DateCache;
 use crate::http::path::{normalize, split_target};
 use crate::http::response::{self, HeadCtx, Persist};
-use crate::http::{reason_phrase, HttpError, Method, Version};
+use crate::http::{first_line, reason_phrase, HttpError, Method, Version};
 use crate::log::{Access, AccessLog, ErrorLog, Level};
 
 /// The options of one route (or host) as the handler reads them on every request.
@@ -74,6 +74,14 @@ impl Default for Site {
 pub struct Sent {
     pub status: u16,
     pub body: u64,
+}
+
+impl Sent {
+    /// A response whose body of `len` bytes was pushed to `out`: none of it is sent for HEAD.
+    pub fn with_body(status: u16, out: &Out, len: u64) -> Sent {
+        let body = if out.is_head_only() { 0 } else { len };
+        Sent { status, body }
+    }
 }
 
 pub struct Handler<F: Fs> {
@@ -226,10 +234,7 @@ impl<F: Fs> Handler<F> {
                     crate::fs::Body::Mem(d) => out.push_mem(d, 0, d.len()),
                     crate::fs::Body::File(file) => out.push_file(file, 0, f.meta.size),
                 }
-                return Sent {
-                    status,
-                    body: if out.is_head_only() { 0 } else { f.meta.size },
-                };
+                return Sent::with_body(status, out, f.meta.size);
             }
         }
         self.page.clear();
@@ -241,14 +246,7 @@ impl<F: Fs> Handler<F> {
         response::content_length(&mut out.buf, self.page.len() as u64);
         response::end(&mut out.buf);
         out.push_bytes(&self.page);
-        Sent {
-            status,
-            body: if out.is_head_only() {
-                0
-            } else {
-                self.page.len() as u64
-            },
-        }
+        Sent::with_body(status, out, self.page.len() as u64)
     }
 
     /// The virtual host of a request: the absolute-form target's authority, else `Host`,
@@ -537,12 +535,6 @@ impl<F: Fs> Service for Handler<F> {
 pub struct RouteAt {
     pub host: usize,
     pub route: usize,
-}
-
-/// The request line of a head, without its line ending.
-pub fn first_line(head: &[u8]) -> &[u8] {
-    let end = memchr::memchr(b'\n', head).unwrap_or(head.len());
-    head[..end].strip_suffix(b"\r").unwrap_or(&head[..end])
 }
 
 /// A random seed (std's hasher keys come from the OS's random source).

@@ -12,7 +12,8 @@ use crate::http::negotiate::{self, Coding};
 use crate::http::path::PathInfo;
 use crate::http::range::{self, ByteRange, RangeOutcome};
 use crate::http::request::{dup, Values};
-use crate::http::{date, response, Method, Request};
+use crate::http::response::{self, Persist};
+use crate::http::{date, Method, Request};
 use crate::log::Level;
 
 /// A directory route: the path beneath its root. `info` describes the whole request path;
@@ -189,13 +190,8 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, me
     };
     match precondition_verdict(req, head, &val) {
         Verdict::NotModified => {
-            h.start(out, 304, ex.persist);
-            validator_headers(&mut out.buf, &val, b"Vary: Accept\r\n");
-            response::end(&mut out.buf);
-            return Sent {
-                status: 304,
-                body: 0,
-            };
+            // Listings carry no Cache-Control: the route's applies to files.
+            return not_modified(h, out, ex.persist, &val, b"Vary: Accept\r\n", None);
         }
         Verdict::PreconditionFailed => return h.error(out, 412, ex.persist, b""),
         Verdict::Proceed => {}
@@ -211,13 +207,24 @@ fn directory<F: Fs>(h: &mut Handler<F>, ex: &mut Exchange<'_>, out: &mut Out, me
     validator_headers(buf, &val, b"Vary: Accept\r\n");
     response::end(buf);
     out.push_bytes(&h.page);
+    Sent::with_body(200, out, h.page.len() as u64)
+}
+
+/// 304 (RFC 9110 §15.4.5): the validators and caching headers a 200 would carry, no body.
+fn not_modified<F: Fs>(
+    h: &Handler<F>,
+    out: &mut Out,
+    persist: Persist,
+    val: &Validators<'_>,
+    vary: &[u8],
+    cache_control: Option<&[u8]>,
+) -> Sent {
+    h.start(out, 304, persist);
+    validator_headers(&mut out.buf, val, vary);
+    finish(&mut out.buf, cache_control);
     Sent {
-        status: 200,
-        body: if out.is_head_only() {
-            0
-        } else {
-            h.page.len() as u64
-        },
+        status: 304,
+        body: 0,
     }
 }
 
@@ -287,7 +294,20 @@ fn coding_index(c: Coding) -> usize {
     }
 }
 
-/// A file: 200, 206, 304, 412 or 416.
+/// The representation of a file chosen for one request, and what its headers are made of.
+struct Rep<'a> {
+    /// The original or one of its precompressed variants.
+    entry: &'a FileEntry,
+    /// The original's type (a variant has it too, under its `coding`).
+    content_type: &'a str,
+    coding: Option<Coding>,
+    val: Validators<'a>,
+    /// `Vary: Accept-Encoding` when the file has variants, else nothing.
+    vary: &'static [u8],
+}
+
+/// A file: 200, 206, 304, 412 or 416, decided in the order of RFC 9110 §13.2.2, one step
+/// per function: pick the representation, evaluate preconditions, then `Range`.
 fn file<F: Fs>(
     h: &mut Handler<F>,
     ex: &mut Exchange<'_>,
@@ -295,15 +315,34 @@ fn file<F: Fs>(
     f: &Rc<FileEntry>,
 ) -> Sent {
     let (req, head) = (ex.req, ex.head);
-    // Representation: the original, or the precompressed variant the client prefers.
-    let vary: &[u8] = if f.has_variants() {
-        b"Vary: Accept-Encoding\r\n"
-    } else {
-        b""
-    };
-    let mut rep: &FileEntry = f;
+    let rep = representation(f, req, head, h.unix_now());
+    match precondition_verdict(req, head, &rep.val) {
+        Verdict::NotModified => {
+            let cc = h.site.cache_control.as_deref();
+            return not_modified(h, out, ex.persist, &rep.val, rep.vary, cc);
+        }
+        Verdict::PreconditionFailed => return h.error(out, 412, ex.persist, rep.vary),
+        Verdict::Proceed => {}
+    }
+    match requested_ranges(req, head, &rep, h.site.max_ranges) {
+        RangeOutcome::Full => whole(h, out, ex.persist, &rep),
+        RangeOutcome::Unsatisfiable => unsatisfiable(h, out, ex.persist, &rep),
+        RangeOutcome::Ranges(ranges) => match ranges[..] {
+            [] => whole(h, out, ex.persist, &rep),
+            [part] => one_range(h, out, ex.persist, &rep, part),
+            _ => multipart(h, out, ex.persist, &rep, &ranges),
+        },
+    }
+}
+
+/// The original, or the precompressed variant the client prefers (RFC 9110 §12.5.3), with
+/// its validators as sent at `now`.
+fn representation<'a>(f: &'a FileEntry, req: &Request, head: &[u8], now: i64) -> Rep<'a> {
+    let mut entry = f;
     let mut coding = None;
+    let mut vary: &'static [u8] = b"";
     if f.has_variants() {
+        vary = b"Vary: Accept-Encoding\r\n";
         let ae = Values::of(
             head,
             req.accept_encoding,
@@ -317,118 +356,105 @@ fn file<F: Fs>(
         ];
         if let Some(c) = negotiate::choose_encoding(ae.as_slice(), available) {
             if let Some(v) = &f.variants[coding_index(c)] {
-                rep = v;
+                entry = v;
                 coding = Some(c);
             }
         }
     }
-    let lm = rep.last_modified(h.unix_now());
-    let val = Validators {
-        etag: &rep.etag,
-        last_modified: lm,
-    };
-    match precondition_verdict(req, head, &val) {
-        Verdict::NotModified => {
-            // RFC 9110 §15.4.5: the validators and caching headers a 200 would carry.
-            h.start(out, 304, ex.persist);
-            validator_headers(&mut out.buf, &val, vary);
-            finish(&mut out.buf, h.site.cache_control.as_deref());
-            return Sent {
-                status: 304,
-                body: 0,
-            };
-        }
-        Verdict::PreconditionFailed => return h.error(out, 412, ex.persist, vary),
-        Verdict::Proceed => {}
+    Rep {
+        entry,
+        content_type: &f.content_type,
+        coding,
+        val: Validators {
+            etag: &entry.etag,
+            last_modified: entry.last_modified(now),
+        },
+        vary,
     }
-    let len = rep.meta.size;
-    // Range applies to GET only (RFC 9110 §14.2); a repeated Range is ambiguous: ignored.
-    let range = match req.range {
-        Some(r) if req.method == Method::Get && req.dups & dup::RANGE == 0 => {
-            let if_range_ok = match req.if_range {
-                None => true,
-                Some(_) if req.dups & dup::IF_RANGE != 0 => false,
-                Some(v) => conditional::if_range_allows(v.get(head), &val),
-            };
-            if if_range_ok {
-                range::evaluate(r.get(head), len, h.site.max_ranges)
-            } else {
-                RangeOutcome::Full
-            }
-        }
-        _ => RangeOutcome::Full,
+}
+
+/// The ranges a request asks for. Range applies to GET only (RFC 9110 §14.2) and, under
+/// `If-Range`, only while its validator matches (§13.1.5); a repeated `Range` or `If-Range`
+/// is ambiguous: the whole file.
+fn requested_ranges(req: &Request, head: &[u8], rep: &Rep<'_>, max: usize) -> RangeOutcome {
+    let Some(r) = req.range else {
+        return RangeOutcome::Full;
     };
-    let ranges = match range {
-        RangeOutcome::Full => vec![],
-        RangeOutcome::Unsatisfiable => {
-            let mut extra = Vec::with_capacity(48);
-            extra.extend_from_slice(b"Content-Range: bytes */");
-            response::push_u64(&mut extra, len);
-            extra.extend_from_slice(b"\r\n");
-            extra.extend_from_slice(vary);
-            return h.error(out, 416, ex.persist, &extra);
-        }
-        RangeOutcome::Ranges(r) => r,
-    };
-    let status = if ranges.is_empty() { 200 } else { 206 };
-    h.start(out, status, ex.persist);
-    if ranges.len() > 1 {
-        return multipart(h, out, rep, &f.content_type, coding, &val, vary, &ranges);
+    if req.method != Method::Get || req.dups & dup::RANGE != 0 {
+        return RangeOutcome::Full;
     }
-    let part = ranges
-        .first()
-        .copied()
-        .unwrap_or(ByteRange { start: 0, end: len });
-    if status == 206 {
-        entity_headers(
-            &mut out.buf,
-            &f.content_type,
-            coding,
-            len,
-            Some(part),
-            &val,
-            vary,
-        );
-    } else if rep.meta.mtime <= h.unix_now() {
+    let if_range_ok = match req.if_range {
+        None => true,
+        Some(_) if req.dups & dup::IF_RANGE != 0 => false,
+        Some(v) => conditional::if_range_allows(v.get(head), &rep.val),
+    };
+    if if_range_ok {
+        range::evaluate(r.get(head), rep.entry.meta.size, max)
+    } else {
+        RangeOutcome::Full
+    }
+}
+
+/// 200 with the whole representation.
+fn whole<F: Fs>(h: &Handler<F>, out: &mut Out, persist: Persist, rep: &Rep<'_>) -> Sent {
+    h.start(out, 200, persist);
+    if rep.entry.meta.mtime <= h.unix_now() {
         // The common case: every header after `Connection` is the same for every request
         // of this file, so it is formatted once and copied.
-        let block = rep.head_200.get_or_init(|| {
+        let block = rep.entry.head_200.get_or_init(|| {
             let mut b = Vec::with_capacity(256);
-            entity_headers(&mut b, &f.content_type, coding, len, None, &val, vary);
+            entity_headers(&mut b, rep, None);
             b.into_boxed_slice()
         });
         out.buf.extend_from_slice(block);
     } else {
         // A future mtime makes Last-Modified follow the clock: not cacheable.
-        entity_headers(&mut out.buf, &f.content_type, coding, len, None, &val, vary);
+        entity_headers(&mut out.buf, rep, None);
     }
     finish(&mut out.buf, h.site.cache_control.as_deref());
-    push_body(out, rep, part);
-    Sent {
-        status,
-        body: if out.is_head_only() {
-            0
-        } else {
-            part.end - part.start
-        },
-    }
+    let len = rep.entry.meta.size;
+    push_body(out, rep.entry, ByteRange { start: 0, end: len });
+    Sent::with_body(200, out, len)
+}
+
+/// 206 with one part.
+fn one_range<F: Fs>(
+    h: &Handler<F>,
+    out: &mut Out,
+    persist: Persist,
+    rep: &Rep<'_>,
+    part: ByteRange,
+) -> Sent {
+    h.start(out, 206, persist);
+    entity_headers(&mut out.buf, rep, Some(part));
+    finish(&mut out.buf, h.site.cache_control.as_deref());
+    push_body(out, rep.entry, part);
+    Sent::with_body(206, out, part.end - part.start)
+}
+
+/// 416 naming the representation's length (RFC 9110 §14.4).
+fn unsatisfiable<F: Fs>(
+    h: &mut Handler<F>,
+    out: &mut Out,
+    persist: Persist,
+    rep: &Rep<'_>,
+) -> Sent {
+    let mut extra = Vec::with_capacity(48);
+    extra.extend_from_slice(b"Content-Range: bytes */");
+    response::push_u64(&mut extra, rep.entry.meta.size);
+    extra.extend_from_slice(b"\r\n");
+    extra.extend_from_slice(rep.vary);
+    h.error(out, 416, persist, &extra)
 }
 
 /// The representation's headers: type, coding, length, range, validators, `Vary`,
-/// `Accept-Ranges`. `len` is the representation's length, `range` the part a 206 sends. The
-/// caller ends the head with [`finish`] (the route's `Cache-Control` is not part of what a
-/// file caches, since routes sharing a directory may differ in it).
-fn entity_headers(
-    buf: &mut Vec<u8>,
-    content_type: &str,
-    coding: Option<Coding>,
-    len: u64,
-    range: Option<ByteRange>,
-    val: &Validators<'_>,
-    vary: &[u8],
-) {
-    response::header(buf, b"Content-Type", content_type.as_bytes());
-    if let Some(c) = coding {
+/// `Accept-Ranges`. `range` is the part a 206 sends. The caller ends the head with
+/// [`finish`] (the route's `Cache-Control` is not part of what a file caches, since routes
+/// sharing a directory may differ in it).
+fn entity_headers(buf: &mut Vec<u8>, rep: &Rep<'_>, range: Option<ByteRange>) {
+    let len = rep.entry.meta.size;
+    response::header(buf, b"Content-Type", rep.content_type.as_bytes());
+    if let Some(c) = rep.coding {
         response::header(buf, b"Content-Encoding", c.token().as_bytes());
     }
     match range {
@@ -438,7 +464,7 @@ fn entity_headers(
         }
         None => response::content_length(buf, len),
     }
-    validator_headers(buf, val, vary);
+    validator_headers(buf, &rep.val, rep.vary);
     buf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
 }
 
@@ -476,19 +502,16 @@ fn push_body(out: &mut Out, rep: &FileEntry, r: ByteRange) {
 
 /// 206 `multipart/byteranges` (RFC 9110 §14.6): part heads are generated first so the
 /// `Content-Length` is exact; each part's bytes then go out with `sendfile` (or from memory).
-#[allow(clippy::too_many_arguments)]
 fn multipart<F: Fs>(
     h: &mut Handler<F>,
     out: &mut Out,
-    rep: &FileEntry,
-    content_type: &str,
-    coding: Option<Coding>,
-    val: &Validators<'_>,
-    vary: &[u8],
+    persist: Persist,
+    rep: &Rep<'_>,
     ranges: &[ByteRange],
 ) -> Sent {
+    h.start(out, 206, persist);
     let boundary = h.boundary();
-    let len = rep.meta.size;
+    let len = rep.entry.meta.size;
     h.page.clear();
     let mut heads = Vec::with_capacity(ranges.len());
     for r in ranges {
@@ -496,7 +519,7 @@ fn multipart<F: Fs>(
         h.page.extend_from_slice(b"--");
         h.page.extend_from_slice(&boundary);
         h.page.extend_from_slice(b"\r\nContent-Type: ");
-        h.page.extend_from_slice(content_type.as_bytes());
+        h.page.extend_from_slice(rep.content_type.as_bytes());
         h.page.extend_from_slice(b"\r\n");
         push_content_range(&mut h.page, *r, len);
         h.page.extend_from_slice(b"\r\n");
@@ -513,21 +536,18 @@ fn multipart<F: Fs>(
     buf.extend_from_slice(b"Content-Type: multipart/byteranges; boundary=");
     buf.extend_from_slice(&boundary);
     buf.extend_from_slice(b"\r\n");
-    if let Some(c) = coding {
+    if let Some(c) = rep.coding {
         response::header(buf, b"Content-Encoding", c.token().as_bytes());
     }
     response::content_length(buf, total);
-    validator_headers(buf, val, vary);
+    validator_headers(buf, &rep.val, rep.vary);
     buf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     finish(buf, h.site.cache_control.as_deref());
     for (r, (s, e)) in ranges.iter().zip(heads) {
         out.push_bytes(&h.page[s..e]);
-        push_body(out, rep, *r);
+        push_body(out, rep.entry, *r);
         out.push_bytes(b"\r\n");
     }
     out.push_bytes(&h.page[closing..]);
-    Sent {
-        status: 206,
-        body: if out.is_head_only() { 0 } else { total },
-    }
+    Sent::with_body(206, out, total)
 }

@@ -184,6 +184,12 @@ static TCHAR: [bool; 256] = {
     t
 };
 
+/// The first line of a head (the request line), without its line ending.
+pub fn first_line(head: &[u8]) -> &[u8] {
+    let end = memchr::memchr(b'\n', head).unwrap_or(head.len());
+    head[..end].strip_suffix(b"\r").unwrap_or(&head[..end])
+}
+
 /// ASCII case-insensitive comparison of a header value token.
 pub fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)

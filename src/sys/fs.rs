@@ -1,9 +1,10 @@
 //! Opening files beneath the document root with kernel-enforced containment (`openat2` with
 //! `RESOLVE_BENEATH`), a checked fallback for kernels without it, and directory reading by
 //! descriptor (std only reads directories by path, which would reopen the race we avoid).
+//! Also anonymous in-memory files (`memfd_create`) for the in-memory root of tests.
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -161,4 +162,15 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
 /// `OsStr` view of a C string, for joining onto paths.
 pub fn os(c: &CStr) -> &OsStr {
     OsStr::from_bytes(c.to_bytes())
+}
+
+/// A file that lives only in memory (`memfd_create`), holding `data`: a real descriptor to
+/// `sendfile` from that touches no disk and disappears with its last descriptor.
+pub fn memfd(name: &CStr, data: &[u8]) -> io::Result<File> {
+    // SAFETY: `name` is NUL-terminated; a non-negative result is a descriptor we own.
+    let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(data)?;
+    Ok(file)
 }

@@ -1,5 +1,5 @@
 //! The only `unsafe` in tern: thin, documented wrappers over Linux syscalls that std and mio
-//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, signalfd, inotify, rlimits).
+//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, signalfd, inotify, rlimits).
 //! Each wrapper takes and returns safe types; nothing here knows about HTTP.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
