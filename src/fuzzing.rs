@@ -11,7 +11,7 @@ use crate::handler::{Handler, Router, Site};
 use crate::http::{body, conditional, date, negotiate, path, range, request, HttpError};
 
 mod route;
-pub use route::{find_model, route, Found};
+pub use route::{find_model, route, Found, SEGS};
 
 /// Deterministic pseudo-random numbers from the input's first bytes (xorshift64).
 struct Rng(u64);

@@ -12,9 +12,9 @@ use crate::http::{path, request};
 
 /// Labels of host names and segments of route prefixes: few, so that requests hit them.
 const LABELS: [&str; 8] = ["a", "b", "ab", "www", "api", "x-y", "_s", "0"];
-/// The last segment is 31 bytes, so `/L/L/` is a key of 63 bytes: where `Vhost::dir_lens`
-/// stops telling lengths apart.
-const SEGS: [&str; 8] = [
+/// The last segment is 31 bytes, so `/L/L/` is a key of 63 bytes: long keys whose lengths
+/// the router's (length, first byte) filter folds together with short ones.
+pub const SEGS: [&str; 8] = [
     "a",
     "b",
     "ab",

@@ -767,22 +767,11 @@ mod tests {
     }
 
     /// Path segments from a few that overlap (`/a/` and `/ab/`, `/img/` and `/imgx`) and one
-    /// of 31 bytes, so that two make a 63-byte key (the last length `dir_lens` tells apart).
+    /// of 31 bytes, so that two make a 63-byte key (the segments of the fuzz harness).
     fn segments(
         n: std::ops::Range<usize>,
     ) -> impl proptest::strategy::Strategy<Value = Vec<&'static str>> {
-        let seg = proptest::sample::select(
-            &[
-                "a",
-                "b",
-                "ab",
-                "img",
-                "imgx",
-                "users",
-                "c.d",
-                "long-segment-of-thirty-one-byte",
-            ][..],
-        );
+        let seg = proptest::sample::select(&crate::fuzzing::SEGS[..]);
         proptest::collection::vec(seg, n)
     }
 
