@@ -39,6 +39,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> {
+    // Read (and removed from the environment) first, while tern has one thread.
+    let notifier = tern::server::Notifier::from_env().map_err(std::io::Error::other)?;
     // Start-up order (darkhttpd, nginx): sockets first, then logs and the root.
     let listeners = tern::server::bind(&cfg.listen, cfg.reuse_port)?;
     let mut server = tern::server::Server::new(cfg, listeners)?;
@@ -57,5 +59,8 @@ fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> 
     }
     out.flush()?;
     drop(out);
+    if let Some(n) = notifier {
+        server.set_notifier(n);
+    }
     server.run()
 }

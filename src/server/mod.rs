@@ -20,7 +20,10 @@ use crate::handler::{Handler, Router};
 use crate::log::{AccessLog, ErrorLog, Level};
 use crate::sys;
 
+mod notify;
 mod reload;
+
+pub use notify::Notifier;
 
 const SIGNALS: Token = Token(0);
 const NOTIFY: Token = Token(1);
@@ -82,6 +85,10 @@ pub struct Server {
     reloader: Option<Reloader>,
     next_sweep: Millis,
     next_flush: Millis,
+    /// systemd's notification socket and its schedule, when started by systemd.
+    notify: Option<notify::Notify>,
+    /// Requests served on connections already closed (for the status's request rate).
+    served_closed: u64,
 }
 
 /// Binds every listener. Called first, before anything else can fail slowly, so that
@@ -204,6 +211,8 @@ impl Server {
             next_sweep: SWEEP_EVERY,
             next_flush: FLUSH_EVERY,
             reloader: None,
+            notify: None,
+            served_closed: 0,
         };
         for (addr, l) in cfg.listen.iter().zip(listeners) {
             server.add_listener(*addr, l)?;
@@ -245,6 +254,8 @@ impl Server {
     /// Runs until a graceful shutdown completes.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        // Every listener is open and announced: tell systemd (the caller printed the lines).
+        self.notify_ready(self.now());
         loop {
             let now = self.now();
             if let Some(deadline) = self.shutdown_deadline {
@@ -302,6 +313,7 @@ impl Server {
                 self.handler.flush_logs();
                 self.next_flush = now + FLUSH_EVERY;
             }
+            self.notify_tick(now);
         }
         self.handler.log(Level::Info, format_args!("shut down"));
         self.handler.flush_logs();
@@ -312,7 +324,7 @@ impl Server {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let mut wake = self.next_flush;
+        let mut wake = self.next_flush.min(self.notify_deadline());
         if !self.conns.is_empty() {
             wake = wake.min(self.next_sweep);
         }
@@ -363,6 +375,7 @@ impl Server {
 
     fn remove(&mut self, key: usize) {
         let slot = self.conns.remove(key);
+        self.served_closed += u64::from(slot.conn.served());
         if let Some(reason) = slot.conn.close_reason() {
             use crate::conn::Service;
             self.handler.closed(reason, slot.conn.peer());
@@ -511,6 +524,7 @@ impl Server {
     /// Stops accepting, closes idle connections and lets the others finish their current
     /// response, for at most the grace period.
     fn begin_shutdown(&mut self, now: Millis) {
+        self.notify_stopping();
         self.handler.log(Level::Info, format_args!("shutting down"));
         for mut l in self.listeners.drain() {
             let _ = self.poll.registry().deregister(&mut l.sock);

@@ -23,14 +23,22 @@ struct Prepared {
 
 impl Server {
     /// Reloads, then writes the error log at once: whoever sent SIGHUP wants the outcome.
+    /// systemd hears `RELOADING=1` before and `READY=1` after, whatever the outcome and even
+    /// without a file (then SIGHUP only reopens the logs): `Type=notify-reload` waits for
+    /// that pair after every SIGHUP it sends.
     pub(super) fn reload(&mut self) {
-        self.try_reload();
+        self.notify_reloading();
+        let ok = self.try_reload();
         self.handler.flush_logs();
+        self.notify_reload_failed(!ok);
+        self.notify_ready(self.now());
     }
 
-    fn try_reload(&mut self) {
+    /// Whether the new configuration (or the reopened logs) now serves.
+    fn try_reload(&mut self) -> bool {
         let Some(load) = &self.reloader else {
-            return self.reopen_logs();
+            self.reopen_logs();
+            return true;
         };
         self.handler
             .log(Level::Info, format_args!("reloading the configuration"));
@@ -40,20 +48,25 @@ impl Server {
                 for e in &errors {
                     self.handler.log(Level::Error, format_args!("reload: {e}"));
                 }
-                return self.handler.log(
+                self.handler.log(
                     Level::Error,
                     format_args!("reload failed; still serving the old configuration"),
                 );
+                return false;
             }
         };
         match self.prepare(&cfg) {
-            Ok(p) => self.swap(&cfg, p),
+            Ok(p) => {
+                self.swap(&cfg, p);
+                true
+            }
             Err(e) => {
                 self.handler.log(Level::Error, format_args!("reload: {e}"));
                 self.handler.log(
                     Level::Error,
                     format_args!("reload failed; still serving the old configuration"),
                 );
+                false
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The only `unsafe` in tern: thin, documented wrappers over Linux syscalls that std and mio
-//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, signalfd, inotify, rlimits).
+//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, signalfd, inotify, rlimits, the
+//! monotonic clock for systemd's notify socket).
 //! Each wrapper takes and returns safe types; nothing here knows about HTTP.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -8,6 +9,7 @@ pub mod alloc;
 pub mod fs;
 pub mod inotify;
 pub mod net;
+pub mod notify;
 pub mod rlimit;
 pub mod signal;
 

@@ -84,7 +84,17 @@ impl Server {
 
     /// Starts tern on 127.0.0.1:0 logging errors to `error_log`, with `args` after that.
     pub fn start_args(args: &[&std::ffi::OsStr], error_log: &Path) -> Server {
+        Server::start_args_env(args, error_log, &[])
+    }
+
+    /// As `start_args`, with `env` added to tern's environment (`NOTIFY_SOCKET`, ...).
+    pub fn start_args_env(
+        args: &[&std::ffi::OsStr],
+        error_log: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+            .envs(env.iter().copied())
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--error-log")

@@ -1,0 +1,282 @@
+//! Running under systemd: the notify protocol against a test-owned datagram socket standing
+//! in for systemd's (READY, STATUS, RELOADING + MONOTONIC_USEC, STOPPING, WATCHDOG, abstract
+//! names, bad variables), and the contributed units and configuration (contrib/).
+mod common;
+
+use std::ffi::OsStr;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Server, Site};
+
+/// A socket standing in for systemd's, in its own directory.
+struct Systemd {
+    dir: tempfile::TempDir,
+    sock: UnixDatagram,
+}
+
+impl Systemd {
+    fn new() -> Systemd {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = UnixDatagram::bind(dir.path().join("notify")).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        Systemd { dir, sock }
+    }
+
+    fn name(&self) -> std::ffi::OsString {
+        self.dir.path().join("notify").into_os_string()
+    }
+
+    fn try_recv(&self) -> Option<String> {
+        let mut buf = [0u8; 4096];
+        let n = self.sock.recv(&mut buf).ok()?;
+        Some(String::from_utf8(buf[..n].to_vec()).expect("UTF-8 message"))
+    }
+
+    /// The next message; fails after 3 s of silence.
+    fn recv(&self) -> String {
+        self.try_recv().expect("a message from tern within 3 s")
+    }
+
+    /// The next message other than a periodic `STATUS=` or `WATCHDOG=1`.
+    fn event(&self) -> String {
+        loop {
+            let m = self.recv();
+            if !m.starts_with("STATUS=") && m != "WATCHDOG=1" {
+                return m;
+            }
+        }
+    }
+
+    /// The next `STATUS=` text that satisfies `ok`, waiting at most `limit`.
+    fn status(&self, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        while start.elapsed() < limit {
+            if let Some(m) = self.try_recv() {
+                if let Some(text) = m.strip_prefix("STATUS=") {
+                    if ok(text) {
+                        return text.to_string();
+                    }
+                }
+                seen.push(m);
+            }
+        }
+        panic!("no such STATUS= within {limit:?}; got {seen:?}");
+    }
+
+    fn start(&self, site: &Site, args: &[&OsStr], env: &[(&str, &OsStr)]) -> Server {
+        let name = self.name();
+        let mut all = vec![("NOTIFY_SOCKET", name.as_os_str())];
+        all.extend_from_slice(env);
+        let log = site.outside("error.log");
+        Server::start_args_env(args, &log, &all)
+    }
+}
+
+fn site() -> Site {
+    let s = Site::standard();
+    std::fs::write(s.outside("tern.toml"), "root = \"root\"\n").unwrap();
+    s
+}
+
+fn monotonic_usec() -> u64 {
+    tern::sys::notify::monotonic_usec()
+}
+
+#[test]
+fn ready_then_status_with_connections_and_rate() {
+    let sd = Systemd::new();
+    let site = site();
+    let srv = sd.start(&site, &[site.root().as_os_str()], &[]);
+    // start_args_env has read the `listening on` line; READY=1 follows it, then the status.
+    assert_eq!(sd.recv(), "READY=1");
+    assert_eq!(
+        sd.recv(),
+        "STATUS=0 connections, 0.0 requests/s over the last minute"
+    );
+    // A keep-alive connection that has served three requests shows within one refresh.
+    let mut c = srv.connect();
+    for _ in 0..3 {
+        use std::io::Write;
+        c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(common::read_response(&mut c, false).unwrap().status, 200);
+    }
+    let text = sd.status(Duration::from_secs(8), |t| t.starts_with("1 connection, "));
+    let rate: f64 = text
+        .strip_prefix("1 connection, ")
+        .and_then(|t| t.strip_suffix(" requests/s over the last minute"))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("status {text:?}"));
+    // 3 requests over the 5 s since the previous sample (0.6), give or take scheduling.
+    assert!(rate > 0.3 && rate <= 3.0, "status {text:?}");
+    drop(c);
+}
+
+#[test]
+fn sighup_reload_reloading_then_ready_and_failure_in_status() {
+    let sd = Systemd::new();
+    let site = site();
+    let cfg = site.outside("tern.toml");
+    let srv = sd.start(&site, &["-c".as_ref(), cfg.as_os_str()], &[]);
+    assert_eq!(sd.event(), "READY=1");
+
+    let before = monotonic_usec();
+    srv.signal("HUP");
+    let m = sd.event();
+    let after = monotonic_usec();
+    let usec: u64 = m
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("expected RELOADING=1 + MONOTONIC_USEC=, got {m:?}"));
+    assert!(
+        before <= usec && usec <= after,
+        "{before} <= {usec} <= {after}"
+    );
+    assert_eq!(sd.event(), "READY=1");
+
+    // A broken file: still RELOADING=1 then READY=1 (the old configuration serves), and the
+    // status says so until a reload succeeds.
+    std::fs::write(&cfg, "root = \"root\"\nbogus = 1\n").unwrap();
+    srv.signal("HUP");
+    assert!(sd.event().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert_eq!(sd.event(), "READY=1");
+    assert_eq!(
+        sd.recv(),
+        "STATUS=0 connections, 0.0 requests/s over the last minute; \
+         last reload failed, old configuration kept"
+    );
+    std::fs::write(&cfg, "root = \"root\"\n").unwrap();
+    srv.signal("HUP");
+    assert!(sd.event().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert_eq!(sd.event(), "READY=1");
+    assert_eq!(
+        sd.recv(),
+        "STATUS=0 connections, 0.0 requests/s over the last minute"
+    );
+}
+
+#[test]
+fn sighup_without_config_reopens_logs_and_still_reports_a_reload() {
+    // Type=notify-reload waits for RELOADING=1 and READY=1 after each SIGHUP it sends.
+    let sd = Systemd::new();
+    let site = site();
+    let srv = sd.start(&site, &[site.root().as_os_str()], &[]);
+    assert_eq!(sd.event(), "READY=1");
+    srv.signal("HUP");
+    assert!(sd.event().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert_eq!(sd.event(), "READY=1");
+    assert!(srv.wait_log(&["logs reopened"]).contains("logs reopened"));
+}
+
+#[test]
+fn sigterm_sends_stopping_then_exits() {
+    let sd = Systemd::new();
+    let site = site();
+    let mut srv = sd.start(&site, &[site.root().as_os_str()], &[]);
+    assert_eq!(sd.event(), "READY=1");
+    srv.signal("TERM");
+    assert_eq!(sd.event(), "STOPPING=1");
+    assert_eq!(srv.wait(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn watchdog_every_half_period() {
+    let sd = Systemd::new();
+    let site = site();
+    let usec = OsStr::new("200000");
+    let _srv = sd.start(
+        &site,
+        &[site.root().as_os_str()],
+        &[("WATCHDOG_USEC", usec)],
+    );
+    // The first ping comes with READY=1; then count the pings of one second.
+    let start = loop {
+        if sd.recv() == "WATCHDOG=1" {
+            break Instant::now();
+        }
+    };
+    let mut pings = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        if sd.recv() == "WATCHDOG=1" {
+            pings += 1;
+        }
+    }
+    // Every 100 ms: ten in a second, give or take a late wake-up on a busy machine.
+    assert!((8..=11).contains(&pings), "{pings} pings in 1 s");
+}
+
+#[test]
+fn watchdog_of_another_pid_is_not_ours() {
+    let sd = Systemd::new();
+    let site = site();
+    let env = [
+        ("WATCHDOG_USEC", OsStr::new("200000")),
+        ("WATCHDOG_PID", OsStr::new("1")),
+    ];
+    let _srv = sd.start(&site, &[site.root().as_os_str()], &env);
+    assert_eq!(sd.recv(), "READY=1");
+    sd.sock
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(600) {
+        got.extend(sd.try_recv());
+    }
+    assert!(got.iter().all(|m| m.starts_with("STATUS=")), "{got:?}");
+}
+
+#[test]
+fn abstract_socket_name() {
+    let name = format!("tern-test-{}", std::process::id());
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let sock = UnixDatagram::bind_addr(&addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let site = site();
+    let at = format!("@{name}");
+    let env = [("NOTIFY_SOCKET", OsStr::new(&at))];
+    let _srv = Server::start_args_env(&[site.root().as_os_str()], &site.outside("error.log"), &env);
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).expect("READY=1 on the abstract socket");
+    assert_eq!(&buf[..n], b"READY=1");
+}
+
+#[test]
+fn unusable_notify_variables_are_start_up_errors() {
+    let site = site();
+    for (var, value, why) in [
+        ("NOTIFY_SOCKET", "relative/path", "not an absolute path"),
+        ("WATCHDOG_USEC", "soon", "not a positive integer"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+            .env("NOTIFY_SOCKET", "/nonexistent/notify")
+            .env(var, value)
+            .args(["--listen", "127.0.0.1:0"])
+            .arg(site.root())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{var}={value}: {err}");
+        assert!(err.starts_with(&format!("tern: {var}=")), "{err}");
+        assert!(err.contains(why), "{err}");
+        assert!(out.stdout.is_empty(), "bound nothing: {:?}", out.stdout);
+    }
+}
+
+/// A socket that is gone is not an error: tern serves and logs one warning.
+#[test]
+fn vanished_systemd_only_warns() {
+    let site = site();
+    let env = [("NOTIFY_SOCKET", OsStr::new("/nonexistent/notify"))];
+    let srv = Server::start_args_env(&[site.root().as_os_str()], &site.outside("error.log"), &env);
+    assert_eq!(
+        srv.get("GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n").status,
+        200
+    );
+    let log = srv.wait_log(&["NOTIFY_SOCKET: "]);
+    assert_eq!(log.matches("NOTIFY_SOCKET: ").count(), 1, "{log}");
+}
