@@ -280,3 +280,124 @@ fn vanished_systemd_only_warns() {
     let log = srv.wait_log(&["NOTIFY_SOCKET: "]);
     assert_eq!(log.matches("NOTIFY_SOCKET: ").count(), 1, "{log}");
 }
+
+fn contrib(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib")
+        .join(rel)
+}
+
+/// systemd-analyze's major version ("systemd 252 (252.38-1~deb12u1)").
+fn systemd_version() -> Option<u32> {
+    let out = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs `systemd-analyze verify` on `units` in `dir`; fails on an error or on any warning
+/// about them (verify exits 0 after "Unknown key" and similar, only printing them).
+fn verify(dir: &std::path::Path, units: &[&str]) {
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(units)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let ours: Vec<&str> = err.lines().filter(|l| l.contains("tern")).collect();
+    assert!(
+        out.status.success() && ours.is_empty(),
+        "systemd-analyze verify {units:?}: {}\n{err}",
+        out.status
+    );
+}
+
+#[test]
+fn contributed_units_verify() {
+    if systemd_version().is_none() {
+        // CI installs systemd (.ci/deps): there, a missing tool is a failure, not a skip.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "systemd-analyze is missing in CI; .ci/deps should have installed systemd"
+        );
+        eprintln!("skipped: systemd-analyze is not installed (apt-get install systemd)");
+        return;
+    }
+    let version = systemd_version().unwrap();
+    // verify checks that ExecStart= exists: point it at the binary under test.
+    let dir = tempfile::tempdir().unwrap();
+    let service = std::fs::read_to_string(contrib("systemd/tern.service")).unwrap();
+    let bin = env!("CARGO_BIN_EXE_tern");
+    assert!(service.contains("ExecStart=/usr/local/bin/tern -c /etc/tern/tern.toml\n"));
+    assert!(service.contains("\nType=notify\n"));
+    assert!(service.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"));
+    let here = service.replace("/usr/local/bin/tern", bin);
+    std::fs::write(dir.path().join("tern.service"), &here).unwrap();
+    for (unit, name) in [("tern.socket", "http"), ("tern-https.socket", "https")] {
+        let text = std::fs::read_to_string(contrib(&format!("systemd/{unit}"))).unwrap();
+        assert!(
+            text.contains(&format!("\nFileDescriptorName={name}\n")),
+            "{unit}"
+        );
+        std::fs::write(dir.path().join(unit), text).unwrap();
+    }
+    verify(
+        dir.path(),
+        &["tern.service", "tern.socket", "tern-https.socket"],
+    );
+    // The commented form for systemd 253 and later, where that systemd is here to check it.
+    if version >= 253 {
+        let reload = here
+            .replace("\nType=notify\n", "\nType=notify-reload\n")
+            .replace("\nExecReload=/bin/kill -HUP $MAINPID\n", "\n");
+        std::fs::write(dir.path().join("tern.service"), reload).unwrap();
+        verify(dir.path(), &["tern.service"]);
+    }
+}
+
+#[test]
+fn contributed_config_passes_check_when_its_paths_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = dir.path().display().to_string();
+    std::fs::create_dir_all(dir.path().join("srv/www/default")).unwrap();
+    std::fs::create_dir_all(dir.path().join("etc/tern/sites")).unwrap();
+    let text = std::fs::read_to_string(contrib("tern.toml")).unwrap();
+    assert!(text.contains("\"/srv/www/") && text.contains("\"/var/log/tern/"));
+    let text = text
+        .replace("\"/srv/www/", &format!("\"{at}/srv/www/"))
+        .replace("\"/var/log/tern/", &format!("\"{at}/log/"));
+    let cfg = dir.path().join("etc/tern/tern.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let check = |cfg: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_tern"))
+            .arg("-t")
+            .arg("-c")
+            .arg(cfg)
+            .output()
+            .unwrap()
+    };
+    let out = check(&cfg);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err,
+        format!("tern: configuration {} is ok\n", cfg.display())
+    );
+    // And a host file in sites/ is included, and checked.
+    let site = dir.path().join("etc/tern/sites/example.com.toml");
+    std::fs::write(&site, "[vhost.\"example.com\"]\nroot = \"/nonexistent\"\n").unwrap();
+    let out = check(&cfg);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
+}
+
+#[test]
+fn contributed_logrotate_reopens_with_sigusr1() {
+    let text = std::fs::read_to_string(contrib("logrotate/tern")).unwrap();
+    assert!(text.contains("/var/log/tern/*.log {"));
+    assert!(text.contains("kill -USR1 \"$pid\""));
+    assert!(!text.lines().any(|l| l.trim() == "copytruncate"));
+}
