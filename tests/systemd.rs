@@ -348,6 +348,20 @@ fn contributed_units_verify() {
         dir.path(),
         &["tern.service", "tern.socket", "tern-https.socket"],
     );
+    // The hardening keeps systemd's own exposure score low ("1.7 OK" with systemd 252).
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--no-pager", "tern.service"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for tern.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    assert!(score <= 2.0, "exposure {score}:\n{text}");
     // The commented form for systemd 253 and later, where that systemd is here to check it.
     if version >= 253 {
         let reload = here
