@@ -1,5 +1,5 @@
 //! The only `unsafe` in tern: thin, documented wrappers over Linux syscalls that std and mio
-//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, signalfd, inotify, rlimits).
+//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, signalfd, inotify, rlimits, and the fork/setsid/setuid/chroot/flock of start-up).
 //! Each wrapper takes and returns safe types; nothing here knows about HTTP.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod fs;
 pub mod inotify;
 pub mod net;
+pub mod process;
 pub mod rlimit;
 pub mod signal;
 
