@@ -98,6 +98,9 @@ fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> 
     out.flush()?;
     drop(out);
     if let Some(ready) = ready {
+        // Relative paths (roots, logs, the pid file) are open: leave the starting directory
+        // so it can be unmounted.
+        std::env::set_current_dir("/")?;
         process::null_stdio()?;
         ready.ready()?;
     }

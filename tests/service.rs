@@ -302,13 +302,13 @@ fn daemon_detaches_writes_the_pid_file_and_a_second_instance_refuses() {
     let site = Site::standard();
     let pid_file = site.outside("tern.pid");
     let log = site.outside("error.log");
+    // Relative paths are taken from the starting directory, before the daemon moves to /.
     let run = |pid_file: &Path| {
         tern()
+            .current_dir(site.dir.path())
             .args(["--daemon", "-l", "127.0.0.1:0", "--pid-file"])
-            .arg(pid_file)
-            .arg("--error-log")
-            .arg(&log)
-            .arg(site.root())
+            .arg(pid_file.file_name().unwrap())
+            .args(["--error-log", "error.log", "root"])
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -352,6 +352,23 @@ fn daemon_detaches_writes_the_pid_file_and_a_second_instance_refuses() {
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.1 200 "), "{body}");
+    assert!(body.ends_with("\r\n\r\nhello\n"), "{body}");
+    // The error log named relatively on the command line is where it was started.
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("running as root")
+        && start.elapsed() < Duration::from_secs(3)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if is_root("the daemon's root warning") {
+        assert!(std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("running as root"));
+    } else {
+        assert!(log.exists());
+    }
 
     // Another instance on another port with the same pid file: refused, file untouched.
     let second = run(&pid_file);

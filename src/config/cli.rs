@@ -228,8 +228,13 @@ pub struct Invocation {
 
 impl Invocation {
     /// What a reload needs: the file to read again and the flags to lay over it again.
+    /// What SIGHUP reads again. Its paths are made absolute first: a daemon has left the
+    /// starting directory by the time it reloads.
     pub fn reloader(&self) -> Reloader {
-        Reloader::new(self.config.clone(), self.overrides.clone())
+        let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        let mut ov = self.overrides.clone();
+        ov.root = ov.root.as_ref().map(abs);
+        Reloader::new(self.config.as_ref().map(abs), ov)
     }
 }
 

@@ -116,7 +116,8 @@ fn name(
     Some((v, span))
 }
 
-/// A path from a flag (as given) or the file (relative to the file's directory).
+/// A path from a flag (relative to the working directory) or the file (relative to the
+/// file's directory).
 fn path(
     e: &mut Errors,
     key: &str,
@@ -124,7 +125,8 @@ fn path(
     file: &Option<Spanned<String>>,
 ) -> Option<(PathBuf, Span)> {
     match (flag, file) {
-        (Some(f), _) => Some((f.clone(), None)),
+        // Made absolute now: the daemon leaves the starting directory.
+        (Some(f), _) => Some((std::path::absolute(f).unwrap_or_else(|_| f.clone()), None)),
         (None, Some(v)) if v.get_ref().is_empty() => {
             place(e, &Some(v.span()), format!("{key} = \"\": expected a path"));
             None

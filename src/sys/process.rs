@@ -173,8 +173,10 @@ impl Ready {
 }
 
 /// Detaches: fork (the parent waits on the pipe and exits with the daemon's outcome),
-/// setsid, fork again (so the daemon is no session leader and never gets a terminal),
-/// chdir("/"). Returns in the daemon only. Must run before any thread is started.
+/// setsid, fork again (so the daemon is no session leader and never gets a terminal).
+/// Returns in the daemon only, still in the starting directory (relative paths of the
+/// command line are opened from there; the caller moves to `/` once they are open). Must
+/// run before any thread is started.
 pub fn daemonize() -> io::Result<Ready> {
     let mut fds = [0; 2];
     // SAFETY: fds has room for the two descriptors pipe2 writes.
@@ -197,7 +199,6 @@ pub fn daemonize() -> io::Result<Ready> {
         // SAFETY: _exit skips atexit handlers and buffers that belong to the daemon.
         unsafe { libc::_exit(0) };
     }
-    std::env::set_current_dir("/")?;
     Ok(Ready(w))
 }
 
