@@ -101,6 +101,11 @@ fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> 
         // Relative paths (roots, logs, the pid file) are open: leave the starting directory
         // so it can be unmounted.
         std::env::set_current_dir("/")?;
+        if cfg.error_log == tern::log::LogTarget::Stderr {
+            eprintln!(
+                "tern: warning: the error log is stderr, /dev/null from now on; set error_log"
+            );
+        }
         process::null_stdio()?;
         ready.ready()?;
     }

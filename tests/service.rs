@@ -592,3 +592,28 @@ fn in_a_chroot_logs_outside_it_stay_open_and_a_reload_says_what_it_cannot_read()
     let lines = std::fs::read_to_string(&access).unwrap();
     assert_eq!(lines.matches("GET /a.txt").count(), 2, "{lines}");
 }
+
+#[test]
+fn a_daemon_logging_to_stderr_warns_before_stderr_goes_away() {
+    let site = Site::standard();
+    let pid_file = site.outside("tern.pid");
+    let out = tern()
+        .args(["--daemon", "-l", "127.0.0.1:0", "--pid-file"])
+        .arg(&pid_file)
+        .arg(site.root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _reap = Reap(pid);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tern: warning: the error log is stderr, /dev/null from now on"),
+        "{err}"
+    );
+}
