@@ -617,3 +617,73 @@ fn a_daemon_logging_to_stderr_warns_before_stderr_goes_away() {
         "{err}"
     );
 }
+
+/// `/proc` bind-mounted inside a jail, unmounted before the jail is removed (and the jail
+/// left on disk if unmounting fails, never removed through a mounted /proc).
+struct ProcMount {
+    at: PathBuf,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for ProcMount {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg("-l")
+            .arg(&self.at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            if let Some(d) = self.dir.take() {
+                let _ = d.keep();
+            }
+        }
+    }
+}
+
+#[test]
+fn with_proc_inside_the_chroot_files_are_watched_and_symlinks_checked_against_the_new_root() {
+    let test =
+        "with_proc_inside_the_chroot_files_are_watched_and_symlinks_checked_against_the_new_root";
+    if !is_root(test) {
+        return;
+    }
+    let (t, jail) = jail();
+    std::fs::create_dir(jail.join("proc")).unwrap();
+    let mounted = Command::new("mount")
+        .args(["--bind", "/proc"])
+        .arg(jail.join("proc"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipping {test}: cannot bind-mount /proc here");
+        return;
+    }
+    let log = t.path().join("error.log");
+    let _proc = ProcMount {
+        at: jail.join("proc"),
+        dir: Some(t),
+    };
+    // An absolute link inside the root: openat2 refuses it, so tern opens it and asks
+    // /proc where the descriptor lives, which must be compared with the root as seen
+    // from inside the chroot.
+    std::os::unix::fs::symlink("/www/a.txt", jail.join("www/abs.txt")).unwrap();
+    let s = Server::start_root(
+        Path::new("/www"),
+        &log,
+        &["--chroot", jail.to_str().unwrap(), "--user", "nobody"],
+    );
+    let get = |p: &str| s.get(&format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_eq!(get("/a.txt").body, b"inside\n");
+    let r = get("/abs.txt");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"inside\n");
+    std::fs::write(jail.join("www/a.txt"), b"changed\n").unwrap();
+    let start = Instant::now();
+    while get("/a.txt").body != b"changed\n" && start.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get("/a.txt").body, b"changed\n");
+    s.signal("USR1");
+    let text = s.wait_log(&["reopening logs"]);
+    assert!(!text.contains("no /proc/self/fd"), "{text}");
+}
