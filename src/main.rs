@@ -1,6 +1,7 @@
 //! `tern [OPTIONS] [ROOT]`: parse flags, load the configuration (file and flags), then check
-//! it (`-t`), print it (`--print-config`), or bind, open logs and the roots, announce each
-//! listener on stdout and run the event loop until SIGTERM/SIGINT.
+//! it (`-t`), print it (`--print-config`), or run: detach (`daemon`), take the pid file,
+//! bind, open logs and the roots, chroot, drop privileges, announce each listener on stdout
+//! and run the event loop until SIGTERM/SIGINT.
 use std::io::Write;
 use std::process::ExitCode;
 
