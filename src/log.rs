@@ -86,6 +86,37 @@ impl Writer {
         }
     }
 
+    /// A writer for `target` that shares this one's open file when the target is the same.
+    fn share(&self, target: &LogTarget) -> Option<io::Result<Writer>> {
+        match (&self.sink, target == &self.target) {
+            (Sink::File(f), true) => Some(f.try_clone().map(|f| Writer {
+                target: target.clone(),
+                sink: Sink::File(f),
+                buf: Vec::with_capacity(FLUSH_AT + 4096),
+            })),
+            _ => None,
+        }
+    }
+
+    /// Opens `target` by path (a reload reopens its logs, as for rotation); when that fails
+    /// and `open` already writes there, shares its file instead (its path may be out of
+    /// reach after a chroot, or not writable after a privilege drop).
+    fn open_like(target: LogTarget, open: Option<&Writer>) -> io::Result<Writer> {
+        match Writer::open(target.clone()) {
+            Ok(w) => Ok(w),
+            Err(e) => open.and_then(|w| w.share(&target)).unwrap_or(Err(e)),
+        }
+    }
+
+    /// Gives the open log file to `uid:gid`, so that the process can reopen it in place
+    /// after dropping privileges (as nginx does for its workers).
+    fn chown(&self, uid: u32, gid: u32) -> io::Result<()> {
+        match &self.sink {
+            Sink::File(f) => std::os::unix::fs::fchown(f, Some(uid), Some(gid)),
+            _ => Ok(()),
+        }
+    }
+
     fn reopen(&mut self) -> io::Result<()> {
         self.flush();
         self.sink = Writer::sink(&self.target)?;
@@ -207,6 +238,27 @@ impl AccessLog {
     pub fn reopen(&mut self) -> io::Result<()> {
         self.w.reopen()
     }
+
+    /// Opens `target`, or shares the file of one of `open` that already writes to it.
+    pub fn open_like(
+        target: LogTarget,
+        format: LogFormat,
+        open: &[AccessLog],
+    ) -> io::Result<AccessLog> {
+        let same = open.iter().map(|l| &l.w).find(|w| w.target == target);
+        Ok(AccessLog {
+            w: Writer::open_like(target, same)?,
+            format,
+            time: ClfTime {
+                secs: 0,
+                text: Vec::new(),
+            },
+        })
+    }
+
+    pub fn chown(&self, uid: u32, gid: u32) -> io::Result<()> {
+        self.w.chown(uid, gid)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -277,6 +329,22 @@ impl ErrorLog {
 
     pub fn reopen(&mut self) -> io::Result<()> {
         self.w.reopen()
+    }
+
+    /// Opens `target`, or shares `open`'s file when it already writes there.
+    pub fn open_like(
+        target: LogTarget,
+        level: Level,
+        open: Option<&ErrorLog>,
+    ) -> io::Result<ErrorLog> {
+        Ok(ErrorLog {
+            w: Writer::open_like(target, open.map(|l| &l.w))?,
+            level,
+        })
+    }
+
+    pub fn chown(&self, uid: u32, gid: u32) -> io::Result<()> {
+        self.w.chown(uid, gid)
     }
 }
 

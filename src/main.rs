@@ -1,10 +1,15 @@
 //! `tern [OPTIONS] [ROOT]`: parse flags, load the configuration (file and flags), then check
-//! it (`-t`), print it (`--print-config`), or bind, open logs and the roots, announce each
-//! listener on stdout and run the event loop until SIGTERM/SIGINT.
+//! it (`-t`), print it (`--print-config`), or run: detach (`daemon`), take the pid file,
+//! bind, open logs and the roots, chroot, drop privileges, announce each listener on stdout
+//! and run the event loop until SIGTERM/SIGINT.
 use std::io::Write;
 use std::process::ExitCode;
 
 use tern::config::{self, Mode};
+use tern::log::Level;
+use tern::sys::process;
+
+mod service;
 
 fn main() -> ExitCode {
     let inv = config::cli::parse(std::env::args_os());
@@ -41,9 +46,45 @@ fn main() -> ExitCode {
 fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> {
     // Read (and removed from the environment) first, while tern has one thread.
     let notifier = tern::server::Notifier::from_env().map_err(std::io::Error::other)?;
-    // Start-up order (darkhttpd, nginx): sockets first, then logs and the root.
+    let svc = &cfg.service;
+    // Detach first: everything below runs in the daemon, whose errors still reach the
+    // starting terminal's stderr, and whose readiness the waiting parent exits 0 on.
+    let ready = if svc.daemon {
+        Some(process::daemonize()?)
+    } else {
+        None
+    };
+    // The pid file before binding, so a second instance says who holds it rather than
+    // "address in use".
+    let _pid_file = match &svc.pid_file {
+        Some(p) => Some(service::pid_file(p)?),
+        None => None,
+    };
+    // Start-up order (darkhttpd, nginx): sockets, then logs and the roots, then chroot and
+    // the privilege drop.
     let listeners = tern::server::bind(&cfg.listen, cfg.reuse_port)?;
-    let mut server = tern::server::Server::new(cfg, listeners)?;
+    let drop_to = service::resolve(svc)?;
+    let mut server = match &svc.chroot {
+        // Roots name places inside the chroot; they are opened through it just before.
+        Some(dir) => tern::server::Server::new(&service::through(cfg, dir)?, listeners)?,
+        None => tern::server::Server::new(cfg, listeners)?,
+    };
+    if let Some(d) = &drop_to {
+        server.chown_logs(d.uid, d.gid)?;
+    }
+    if let Some(dir) = &svc.chroot {
+        process::chroot(dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("chroot {}: {e}", dir.display())))?;
+        server.entered_chroot(dir);
+    }
+    match &drop_to {
+        Some(d) => process::drop_privileges(d.uid, d.gid, &d.groups)?,
+        None if process::euid() == 0 => server.log(
+            Level::Warn,
+            format_args!("running as root: set user (or --user) to drop privileges"),
+        ),
+        None => {}
+    }
     // SIGHUP reads the file again with the same flags over it; without -c it only reopens
     // the logs (the flags cannot change).
     if reloader.path().is_some() {
@@ -61,6 +102,18 @@ fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> 
     drop(out);
     if let Some(n) = notifier {
         server.set_notifier(n);
+    }
+    if let Some(ready) = ready {
+        // Relative paths (roots, logs, the pid file) are open: leave the starting directory
+        // so it can be unmounted.
+        std::env::set_current_dir("/")?;
+        if cfg.error_log == tern::log::LogTarget::Stderr {
+            eprintln!(
+                "tern: warning: the error log is stderr, /dev/null from now on; set error_log"
+            );
+        }
+        process::null_stdio()?;
+        ready.ready()?;
     }
     server.run()
 }

@@ -34,6 +34,8 @@ const FILE_CACHE_ENTRIES: usize = 10_000;
 pub(super) struct Errors<'a> {
     pub files: &'a [Source],
     pub list: &'a mut Vec<ConfigError>,
+    /// The chroot that roots are checked inside, while the process has not entered it yet.
+    pub inside: Option<PathBuf>,
 }
 
 impl Errors<'_> {
@@ -43,6 +45,14 @@ impl Errors<'_> {
 
     fn plain(&mut self, msg: impl Into<String>) {
         self.list.push(ConfigError::plain(msg));
+    }
+
+    /// Where `p` is now: inside the chroot that is yet to be entered, if any.
+    fn outside(&self, p: &Path) -> PathBuf {
+        match &self.inside {
+            Some(dir) => super::service::in_chroot(dir, p),
+            None => p.to_path_buf(),
+        }
     }
 
     /// `tern.toml:3:1`.
@@ -115,7 +125,12 @@ pub(super) fn build(
     let mut e = Errors {
         files: &tree.files,
         list: errors,
+        inside: None,
     };
+    let service = super::service::build(&mut e, &mut top, ov);
+    if !crate::sys::process::chrooted() {
+        e.inside.clone_from(&service.chroot);
+    }
     let listen = match &ov.listen {
         Some(l) => l.clone(),
         None => file_listen(&mut e, &top)
@@ -181,6 +196,7 @@ pub(super) fn build(
         vhost_dirs: top.vhost_dirs.unwrap_or(false),
         hosts,
         default_host,
+        service,
     };
     (!failed).then_some(cfg)
 }
@@ -281,9 +297,12 @@ pub(super) fn static_path(
         return None;
     }
     let path = in_dir(&e.files[file].dir, raw);
-    if let Err(mut m) = check_path(&path, dir) {
+    if let Err(mut m) = check_path(&e.outside(&path), dir) {
         if dir && key == "static" && m == "not a directory" {
             m.push_str(" (a route whose prefix ends in / serves a directory)");
+        }
+        if let Some(c) = &e.inside {
+            m = format!("{m} inside chroot {}", c.display());
         }
         e.at(
             file,
@@ -296,7 +315,10 @@ pub(super) fn static_path(
 }
 
 fn check_flag_root(e: &mut Errors, root: &Path) {
-    if let Err(m) = check_path(root, true) {
+    if let Err(mut m) = check_path(&e.outside(root), true) {
+        if let Some(c) = &e.inside {
+            m = format!("{m} inside chroot {}", c.display());
+        }
         e.plain(format!("root {}: {m}", quote(&root.to_string_lossy())));
     }
 }

@@ -165,6 +165,27 @@ struct Cli {
     /// [default: 10000]
     #[arg(long, value_name = "N")]
     file_cache_entries: Option<usize>,
+
+    /// After binding and opening logs, switch to this user (name or number), with its
+    /// supplementary groups.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+
+    /// Group to switch to (name or number). [default: the user's primary group]
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+
+    /// After binding and opening logs, chroot into DIR; roots are then paths inside it.
+    #[arg(long, value_name = "DIR")]
+    chroot: Option<PathBuf>,
+
+    /// Detach from the terminal once listening (fork, setsid, fork); output to /dev/null.
+    #[arg(long)]
+    daemon: bool,
+
+    /// Write the pid to PATH and hold it locked; a second instance with it refuses to start.
+    #[arg(long, value_name = "PATH")]
+    pid_file: Option<PathBuf>,
 }
 
 /// Head limits (`--max-header-size`, `--max-request-line`): 256 bytes to 1 MiB.
@@ -207,8 +228,13 @@ pub struct Invocation {
 
 impl Invocation {
     /// What a reload needs: the file to read again and the flags to lay over it again.
+    /// What SIGHUP reads again. Its paths are made absolute first: a daemon has left the
+    /// starting directory by the time it reloads.
     pub fn reloader(&self) -> Reloader {
-        Reloader::new(self.config.clone(), self.overrides.clone())
+        let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        let mut ov = self.overrides.clone();
+        ov.root = ov.root.as_ref().map(abs);
+        Reloader::new(self.config.as_ref().map(abs), ov)
     }
 }
 
@@ -245,6 +271,11 @@ pub struct Overrides {
     pub(super) max_ranges: Option<u32>,
     pub(super) error_page: Option<Vec<(u16, String)>>,
     pub(super) file_cache_entries: Option<usize>,
+    pub(super) user: Option<String>,
+    pub(super) group: Option<String>,
+    pub(super) chroot: Option<PathBuf>,
+    pub(super) daemon: Option<bool>,
+    pub(super) pid_file: Option<PathBuf>,
 }
 
 /// Parses flags. `--help` and `--version` print and exit 0; a bad flag is one line on
@@ -345,6 +376,11 @@ impl Cli {
             max_ranges: self.max_ranges,
             error_page: given(self.error_page),
             file_cache_entries: self.file_cache_entries,
+            user: self.user,
+            group: self.group,
+            chroot: self.chroot,
+            daemon: self.daemon.then_some(true),
+            pid_file: self.pid_file,
         };
         Invocation {
             mode,

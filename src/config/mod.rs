@@ -8,6 +8,7 @@ pub mod cli;
 mod file;
 mod print;
 mod raw;
+mod service;
 mod site;
 pub mod values;
 mod vhost;
@@ -21,6 +22,7 @@ use crate::fs::{CacheConfig, MimeTable};
 use crate::log::{Level, LogFormat, LogTarget};
 
 pub use cli::{Invocation, Mode, Overrides};
+pub use service::in_chroot;
 
 /// Builds the configuration from a file (if any) and the flags given: at start, for `-t` and
 /// `--print-config`, and on every SIGHUP. Without a file this is the configuration of the
@@ -151,6 +153,21 @@ pub struct Config {
     pub hosts: Vec<Host>,
     /// Index into `hosts` of the host that requests matching no name go to.
     pub default_host: usize,
+    /// `user`, `group`, `chroot`, `daemon`, `pid_file`: applied once at start.
+    pub service: Service,
+}
+
+/// How the process sets itself up as a service (start-up only: a reload never changes it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    /// User to switch to after binding and opening logs: a name or a number, as given.
+    pub user: Option<String>,
+    /// Group to switch to; the user's primary group when not set.
+    pub group: Option<String>,
+    /// Directory to chroot into; every other path (roots) is then inside it.
+    pub chroot: Option<PathBuf>,
+    pub daemon: bool,
+    pub pid_file: Option<PathBuf>,
 }
 
 /// One virtual host: the names it answers to and its routes.

@@ -53,6 +53,19 @@ pub(super) fn to_toml(cfg: &Config) -> String {
         &cfg.cache.max_entries.to_string(),
     );
     line(&mut w, "vhost_dirs", &cfg.vhost_dirs.to_string());
+    let svc = &cfg.service;
+    for (k, v) in [("user", &svc.user), ("group", &svc.group)] {
+        if let Some(v) = v {
+            line(&mut w, k, &quote(v));
+        }
+    }
+    if let Some(p) = &svc.chroot {
+        line(&mut w, "chroot", &quote(&abs(p)));
+    }
+    line(&mut w, "daemon", &svc.daemon.to_string());
+    if let Some(p) = &svc.pid_file {
+        line(&mut w, "pid_file", &quote(&abs(p)));
+    }
     let top = &cfg.hosts[0];
     access_log(&mut w, top.access_log.as_ref(), None);
     site(&mut w, &top.site, None);

@@ -183,6 +183,11 @@ with_site_options! {
         precompressed: Option<bool>,
         file_cache_entries: Option<Spanned<i64>>,
         vhost_dirs: Option<bool>,
+        user: Option<Spanned<String>>,
+        group: Option<Spanned<String>>,
+        chroot: Option<Spanned<String>>,
+        daemon: Option<bool>,
+        pid_file: Option<Spanned<String>>,
         #[allow(dead_code)] // listed for "expected one of"; read table by table
         route: Option<IgnoredAny>,
         #[allow(dead_code)]

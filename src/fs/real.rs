@@ -241,6 +241,25 @@ impl RealFs {
         Ok(id as RootId)
     }
 
+    /// After `chroot(dir)`: each root's path as the process now sees it, so directory watches
+    /// and reloads (which name roots inside the chroot) find it. Roots were opened through
+    /// `dir` just before. Whether file watches still work depends on `/proc` in the chroot.
+    pub fn enter_chroot(&mut self, dir: &Path) {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        for r in self.roots.iter_mut().flatten() {
+            if let Ok(rel) = r.path.strip_prefix(&dir) {
+                r.path = Path::new("/").join(rel);
+            }
+        }
+        self.clear();
+    }
+
+    /// Whether a file's inode can be watched through `/proc/self/fd` (inside a chroot
+    /// without `/proc` it cannot, and files are then served uncached, opened per request).
+    pub fn can_watch_files(&self) -> bool {
+        self.inotify.is_none() || Path::new("/proc/self/fd").is_dir()
+    }
+
     /// Closes every root not in `keep`, dropping what was cached beneath it.
     pub fn retain_roots(&mut self, keep: &[RootId]) {
         for id in 0..self.roots.len() {

@@ -110,13 +110,14 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Opens each access log a router names, in its order.
-fn open_access_logs(router: &Router) -> io::Result<Vec<AccessLog>> {
+/// Opens each access log a router names, in its order; a log already in `open` shares
+/// that file rather than opening its path again.
+fn open_access_logs(router: &Router, open: &[AccessLog]) -> io::Result<Vec<AccessLog>> {
     router
         .logs
         .iter()
         .map(|(target, format)| {
-            AccessLog::open(target.clone(), *format).map_err(|e| {
+            AccessLog::open_like(target.clone(), *format, open).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot open access log {target:?}: {e}"))
             })
         })
@@ -141,7 +142,7 @@ fn build_handler(cfg: &Config, nofile: u64) -> io::Result<Handler<RealFs>> {
     cache.max_fds = cache.max_fds.min((nofile / 4) as usize);
     let mut fs = RealFs::new(cache.clone());
     let router = build_router(cfg, &mut fs, &[])?;
-    let access_logs = open_access_logs(&router)?;
+    let access_logs = open_access_logs(&router, &[])?;
     let mut handler = Handler::new(fs, router, cfg.server_name.as_deref(), unix_now());
     handler.access_logs = access_logs;
     handler.error_log = Some(error_log);
@@ -238,6 +239,42 @@ impl Server {
         )?;
         entry.insert(Listener { addr, sock: l });
         Ok(())
+    }
+
+    /// Writes a message to the error log (start-up warnings from `main`).
+    pub fn log(&mut self, level: Level, msg: std::fmt::Arguments<'_>) {
+        self.handler.log(level, msg);
+        self.handler.flush_logs();
+    }
+
+    /// Gives the open log files to the user about to be switched to, so SIGUSR1 can reopen
+    /// them in place after the drop (a new file after rotation needs a directory the user
+    /// may write to).
+    pub fn chown_logs(&mut self, uid: u32, gid: u32) -> io::Result<()> {
+        let h = &self.handler;
+        for l in &h.access_logs {
+            l.chown(uid, gid)?;
+        }
+        if let Some(l) = &h.error_log {
+            l.chown(uid, gid)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the file system layer that the process is now chrooted into `dir`, and warns
+    /// when files can no longer be watched (the cache then holds no files).
+    pub fn entered_chroot(&mut self, dir: &std::path::Path) {
+        self.handler.fs.enter_chroot(dir);
+        if !self.handler.fs.can_watch_files() {
+            self.log(
+                Level::Warn,
+                format_args!(
+                    "chroot {}: no /proc/self/fd inside, so files cannot be watched for \
+                     changes; the file cache is off for files (opened on every request)",
+                    dir.display()
+                ),
+            );
+        }
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {

@@ -75,9 +75,13 @@ impl Server {
         let keep = self.handler.router.roots();
         let router = build_router(cfg, &mut self.handler.fs, &keep)?;
         let undo = |s: &mut Server| s.handler.fs.retain_roots(&keep);
-        let opened = open_access_logs(&router).and_then(|logs| {
-            let el = ErrorLog::open(cfg.error_log.clone(), cfg.log_level)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot open error log: {e}")))?;
+        // Logs are reopened by path; one that cannot be (out of reach after a chroot or a
+        // privilege drop) keeps the file already open.
+        let h = &self.handler;
+        let opened = open_access_logs(&router, &h.access_logs).and_then(|logs| {
+            let el =
+                ErrorLog::open_like(cfg.error_log.clone(), cfg.log_level, h.error_log.as_ref())
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot open error log: {e}")))?;
             Ok((logs, el))
         });
         let (access_logs, error_log) = match opened {
@@ -97,7 +101,7 @@ impl Server {
             Ok(b) => fresh.into_iter().zip(b).collect(),
             Err(e) => {
                 undo(self);
-                return Err(e);
+                return Err(after_drop(e));
             }
         };
         Ok(Prepared {
@@ -159,17 +163,34 @@ impl Server {
         let mut failed = None;
         for l in &mut self.handler.access_logs {
             if let Err(e) = l.reopen() {
-                failed = Some(e);
+                failed = Some(io::Error::new(e.kind(), format!("access log: {e}")));
             }
         }
         if let Some(l) = &mut self.handler.error_log {
-            let _ = l.reopen();
+            if let Err(e) = l.reopen() {
+                failed = Some(io::Error::new(e.kind(), format!("error log: {e}")));
+            }
         }
         match failed {
-            Some(e) => self
-                .handler
-                .log(Level::Error, format_args!("reopening access log: {e}")),
+            Some(e) => self.handler.log(
+                Level::Error,
+                format_args!("reopening logs: {e}; still writing to the files open before"),
+            ),
             None => self.handler.log(Level::Info, format_args!("logs reopened")),
         }
     }
+}
+
+/// A bind refused after privileges were dropped says why, and what would do it.
+fn after_drop(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::PermissionDenied && crate::sys::process::euid() != 0 {
+        return io::Error::new(
+            e.kind(),
+            format!(
+                "{e} (tern no longer runs as root: a port below 1024 needs a restart, or \
+                 CAP_NET_BIND_SERVICE)"
+            ),
+        );
+    }
+    e
 }

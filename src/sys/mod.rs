@@ -1,6 +1,7 @@
 //! The only `unsafe` in tern: thin, documented wrappers over Linux syscalls that std and mio
 //! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, signalfd, inotify, rlimits, the
-//! monotonic clock for systemd's notify socket).
+//! monotonic clock for systemd's notify socket, and the fork/setsid/setuid/chroot/flock of
+//! start-up).
 //! Each wrapper takes and returns safe types; nothing here knows about HTTP.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -10,6 +11,7 @@ pub mod fs;
 pub mod inotify;
 pub mod net;
 pub mod notify;
+pub mod process;
 pub mod rlimit;
 pub mod signal;
 
