@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use tern::config::{self, Mode};
 
 fn main() -> ExitCode {
+    // First, while tern has one thread: take what systemd passed and clear LISTEN_*.
+    let activation = tern::server::Activation::from_env();
     let inv = config::cli::parse(std::env::args_os());
     // Nothing is bound before the whole configuration is known to be good.
     let cfg = match config::load(inv.config.as_deref(), &inv.overrides) {
@@ -28,7 +30,7 @@ fn main() -> ExitCode {
             print!("{}", config::to_toml(&cfg));
             ExitCode::SUCCESS
         }
-        Mode::Run => match run(&cfg, inv.reloader()) {
+        Mode::Run => match run(&cfg, inv.reloader(), activation) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tern: {e}");
@@ -38,10 +40,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> {
+fn run(
+    cfg: &config::Config,
+    reloader: config::Reloader,
+    mut activation: tern::server::Activation,
+) -> std::io::Result<()> {
     // Start-up order (darkhttpd, nginx): sockets first, then logs and the root.
-    let listeners = tern::server::bind(&cfg.listen, cfg.reuse_port)?;
-    let mut server = tern::server::Server::new(cfg, listeners)?;
+    let listeners = tern::server::bind(cfg, &mut activation)?;
+    let mut server = tern::server::Server::new(cfg, listeners, activation)?;
     // SIGHUP reads the file again with the same flags over it; without -c it only reopens
     // the logs (the flags cannot change).
     if reloader.path().is_some() {

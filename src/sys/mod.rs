@@ -1,8 +1,10 @@
 //! The only `unsafe` in tern: thin, documented wrappers over Linux syscalls that std and mio
-//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, signalfd, inotify, rlimits).
+//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, signalfd, inotify, rlimits,
+//! the descriptors of socket activation).
 //! Each wrapper takes and returns safe types; nothing here knows about HTTP.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod activation;
 #[cfg(feature = "alloc-count")]
 pub mod alloc;
 pub mod fs;
