@@ -382,3 +382,68 @@ fn a_reload_keeps_adopted_sockets_and_does_not_adopt_again() {
     );
     assert_eq!(get(&addrs[0], "/a.txt"), 200);
 }
+
+/// The same through systemd's own tool, when it is installed (package `systemd`).
+#[test]
+fn systemd_socket_activate_passes_named_sockets() {
+    let Ok(tool) = which("systemd-socket-activate") else {
+        eprintln!("skipped: systemd-socket-activate is not installed (apt-get install systemd)");
+        return;
+    };
+    let site = Site::standard();
+    let log = site.outside("error.log");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let at = format!("127.0.0.1:{port}");
+    let mut child = Command::new(tool)
+        .args(["-l", &at, "--fdname=http", TERN, "--listen", "sd:http"])
+        .args([
+            "--error-log",
+            log.to_str().unwrap(),
+            site.root().to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Kill(child.id());
+    // The tool starts tern on the first connection, as systemd does for a socket unit; the
+    // connection waits in the backlog meanwhile (retried until the tool has bound).
+    let start = std::time::Instant::now();
+    let mut s = loop {
+        match TcpStream::connect(&at) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() > common::TIMEOUT => panic!("connect {at}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    s.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(announced(&mut child, 1), vec![at.clone()]);
+    assert_eq!(common::read_response(&mut s, false).unwrap().status, 200);
+    let _srv = server(child, &at, log);
+    std::mem::forget(guard); // the Server kills and reaps it now
+    assert_eq!(get(&at, "/sub/b.txt"), 200);
+}
+
+/// Kills a child even if the test panics before a `Server` owns it.
+struct Kill(u32);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.to_string()).status();
+    }
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
