@@ -12,6 +12,8 @@ use tern::sys::process;
 mod service;
 
 fn main() -> ExitCode {
+    // First, while tern has one thread: take what systemd passed and clear LISTEN_*.
+    let activation = tern::server::Activation::from_env();
     let inv = config::cli::parse(std::env::args_os());
     // Nothing is bound before the whole configuration is known to be good.
     let cfg = match config::load(inv.config.as_deref(), &inv.overrides) {
@@ -33,7 +35,7 @@ fn main() -> ExitCode {
             print!("{}", config::to_toml(&cfg));
             ExitCode::SUCCESS
         }
-        Mode::Run => match run(&cfg, inv.reloader()) {
+        Mode::Run => match run(&cfg, inv.reloader(), activation) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tern: {e}");
@@ -43,7 +45,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> {
+fn run(
+    cfg: &config::Config,
+    reloader: config::Reloader,
+    mut activation: tern::server::Activation,
+) -> std::io::Result<()> {
     // Read (and removed from the environment) first, while tern has one thread.
     let notifier = tern::server::Notifier::from_env().map_err(std::io::Error::other)?;
     let svc = &cfg.service;
@@ -62,12 +68,14 @@ fn run(cfg: &config::Config, reloader: config::Reloader) -> std::io::Result<()> 
     };
     // Start-up order (darkhttpd, nginx): sockets, then logs and the roots, then chroot and
     // the privilege drop.
-    let listeners = tern::server::bind(&cfg.listen, cfg.reuse_port)?;
+    let listeners = tern::server::bind(cfg, &mut activation)?;
     let drop_to = service::resolve(svc)?;
     let mut server = match &svc.chroot {
         // Roots name places inside the chroot; they are opened through it just before.
-        Some(dir) => tern::server::Server::new(&service::through(cfg, dir)?, listeners)?,
-        None => tern::server::Server::new(cfg, listeners)?,
+        Some(dir) => {
+            tern::server::Server::new(&service::through(cfg, dir)?, listeners, activation)?
+        }
+        None => tern::server::Server::new(cfg, listeners, activation)?,
     };
     if let Some(d) = &drop_to {
         server.chown_logs(d.uid, d.gid)?;

@@ -90,6 +90,14 @@ fn check_config_reports_every_error_with_its_place() {
             &[":1:11: listen \"localhost:80\": not an address"],
         ),
         (
+            "listen = [\"sd:1 reuse_port\", \"80\", \":80\", \"sd:0\"]\n",
+            &[
+                ":1:11: listen \"sd:1 reuse_port\": reuse_port cannot be set on a socket systemd binds",
+                ":1:36: listen \":80\": given twice",
+                ":1:43: listen \"sd:0\": sd:N counts from 1",
+            ],
+        ),
+        (
             "[route.\"docs/\"]\nstatic = \"root\"\n[route.\"/a/\"]\nstatic = \"root/a.txt\"\n",
             &[
                 ":1:8: route \"docs/\": a prefix starts with /",

@@ -12,7 +12,7 @@ use super::file::{quote, Entry, Source, Tree};
 use super::raw::{RawRoute, RawTop};
 use super::site::Layer;
 use super::vhost::{vhosts, Top};
-use super::{io_reason, values, Config, ConfigError, Host, Route, RouteKind, SiteOptions};
+use super::{io_reason, values, Config, ConfigError, Host, Listen, Route, RouteKind, SiteOptions};
 use crate::conn::Limits;
 use crate::fs::CacheConfig;
 use crate::log::{Level, LogFormat, LogTarget};
@@ -133,8 +133,12 @@ pub(super) fn build(
     }
     let listen = match &ov.listen {
         Some(l) => l.clone(),
-        None => file_listen(&mut e, &top)
-            .unwrap_or_else(|| vec![SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT))]),
+        None => file_listen(&mut e, &top).unwrap_or_else(|| {
+            vec![Listen::addr(SocketAddr::from((
+                Ipv4Addr::LOCALHOST,
+                DEFAULT_PORT,
+            )))]
+        }),
     };
     let limits = limits(&mut e, &top, ov);
     let max_connections = ov
@@ -333,7 +337,7 @@ pub(super) fn root_route(path: PathBuf, site: &SiteOptions) -> Route {
     }
 }
 
-fn file_listen(e: &mut Errors, top: &RawTop) -> Option<Vec<SocketAddr>> {
+fn file_listen(e: &mut Errors, top: &RawTop) -> Option<Vec<Listen>> {
     if top.listen.is_none() && top.port.is_none() {
         return None;
     }
@@ -341,22 +345,21 @@ fn file_listen(e: &mut Errors, top: &RawTop) -> Option<Vec<SocketAddr>> {
     if let Some(list) = &top.listen {
         for (span, item) in &list.get_ref().0 {
             let span = span.clone().unwrap_or_else(|| list.span());
-            match item.parse::<SocketAddr>() {
-                Ok(a) => out.push(a),
-                Err(_) => e.at(
-                    0,
-                    &span,
-                    format!(
-                        "listen {}: not an address such as 127.0.0.1:8080 or [::1]:8080",
-                        quote(item)
-                    ),
-                ),
+            match super::listen::parse(item) {
+                Ok(l) if out.iter().any(|o: &Listen| o.addr == l.addr) => {
+                    e.at(0, &span, format!("listen {}: given twice", quote(item)))
+                }
+                Ok(l) => out.push(l),
+                Err(m) => e.at(0, &span, format!("listen {}: {m}", quote(item))),
             }
         }
     }
     if let Some(port) = &top.port {
         if let Some(p) = e.int(0, "port", port, 0..=65535) {
-            out.push(SocketAddr::from((Ipv4Addr::LOCALHOST, p as u16)));
+            out.push(Listen::addr(SocketAddr::from((
+                Ipv4Addr::LOCALHOST,
+                p as u16,
+            ))));
         }
     }
     if out.is_empty() {

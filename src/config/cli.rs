@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use super::{values, Reloader};
+use super::{values, Listen, Reloader};
 use crate::conn::Millis;
 use crate::log::{Level, LogFormat};
 
@@ -53,16 +53,19 @@ struct Cli {
     #[arg(long, conflicts_with = "check_config")]
     print_config: bool,
 
-    /// Address to listen on, repeatable: 127.0.0.1:8080, [::1]:8080, 0.0.0.0:80. Port 0 picks
-    /// a free port. [default: 127.0.0.1:8080]
-    #[arg(short, long = "listen", value_name = "ADDR:PORT")]
-    listen: Vec<SocketAddr>,
+    /// Address to listen on, repeatable: 127.0.0.1:8080, [::1]:8080, 0.0.0.0:80 (IPv4 only),
+    /// [::]:80 (IPv6 only), 80 or :80 (every interface, IPv4 and IPv6), sd:N or sd:NAME (a
+    /// socket passed by systemd); add " reuse_port" for SO_REUSEPORT on that listener. Port 0
+    /// picks a free port. [default: 127.0.0.1:8080]
+    #[arg(short, long = "listen", value_name = "ADDR:PORT", value_parser = super::listen::parse)]
+    listen: Vec<Listen>,
 
     /// Shorthand for --listen 127.0.0.1:PORT.
     #[arg(short, long, value_name = "PORT")]
     port: Option<u16>,
 
-    /// Set SO_REUSEPORT so several tern processes can share a port (one per core).
+    /// Set SO_REUSEPORT on every listener tern binds, so several tern processes can share a
+    /// port (one per core).
     #[arg(long)]
     reuse_port: bool,
 
@@ -246,7 +249,7 @@ impl Invocation {
 pub struct Overrides {
     pub(super) root: Option<PathBuf>,
     /// `--listen` and `--port` together.
-    pub(super) listen: Option<Vec<SocketAddr>>,
+    pub(super) listen: Option<Vec<Listen>>,
     pub(super) reuse_port: Option<bool>,
     pub(super) index: Option<Vec<String>>,
     pub(super) listing: Option<bool>,
@@ -339,7 +342,7 @@ impl Cli {
         };
         let mut listen = self.listen;
         if let Some(port) = self.port {
-            listen.push(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+            listen.push(Listen::addr(SocketAddr::from((Ipv4Addr::LOCALHOST, port))));
         }
         let overrides = Overrides {
             root: self.root,
@@ -404,7 +407,10 @@ mod tests {
     #[test]
     fn defaults() {
         let c = config(&["tern"]);
-        assert_eq!(c.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(
+            c.listen,
+            vec![Listen::addr("127.0.0.1:8080".parse().unwrap())]
+        );
         assert_eq!(
             c.hosts[0].routes[0].kind,
             RouteKind::Static(PathBuf::from("."))
@@ -465,8 +471,8 @@ mod tests {
         assert_eq!(
             c.listen,
             vec![
-                "[::1]:0".parse().unwrap(),
-                "127.0.0.1:9000".parse().unwrap()
+                Listen::addr("[::1]:0".parse().unwrap()),
+                Listen::addr("127.0.0.1:9000".parse().unwrap())
             ]
         );
         let site = &c.hosts[0].site;

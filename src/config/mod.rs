@@ -6,6 +6,7 @@
 mod build;
 pub mod cli;
 mod file;
+pub mod listen;
 mod print;
 mod raw;
 mod service;
@@ -14,7 +15,6 @@ pub mod values;
 mod vhost;
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::conn::{Limits, Millis};
@@ -22,6 +22,7 @@ use crate::fs::{CacheConfig, MimeTable};
 use crate::log::{Level, LogFormat, LogTarget};
 
 pub use cli::{Invocation, Mode, Overrides};
+pub use listen::{Listen, ListenAddr, SdSocket};
 pub use service::in_chroot;
 
 /// Builds the configuration from a file (if any) and the flags given: at start, for `-t` and
@@ -135,7 +136,8 @@ fn io_reason(e: &std::io::Error) -> String {
 pub struct Config {
     /// The configuration file this came from (`-c`), read again on SIGHUP.
     pub source: Option<PathBuf>,
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Listen>,
+    /// `SO_REUSEPORT` on every listener tern binds (a listener's own `reuse_port` adds to it).
     pub reuse_port: bool,
     pub limits: Limits,
     pub max_connections: usize,

@@ -316,6 +316,14 @@ pub struct Conn {
     peer: IpAddr,
 }
 
+/// The client address as tern uses it everywhere (logs, and later access rules,
+/// `REMOTE_ADDR`, `X-Forwarded-For`): an IPv4 client of a dual-stack socket arrives as
+/// `::ffff:a.b.c.d` and is turned back into `a.b.c.d`, so no rule written for IPv4 can be
+/// bypassed by the mapped form. Applied once, at accept.
+pub fn peer_ip(addr: std::net::SocketAddr) -> IpAddr {
+    addr.ip().to_canonical()
+}
+
 impl Conn {
     /// A freshly accepted connection. The first head must arrive within the head timeout.
     pub fn new(peer: IpAddr, now: Millis, lim: &Limits) -> Conn {

@@ -605,3 +605,13 @@ fn an_idle_connection_is_small() {
     let size = std::mem::size_of::<Conn>();
     assert!(size <= 64, "Conn grew to {size} bytes");
 }
+
+#[test]
+fn peer_ip_turns_mapped_ipv4_back_into_ipv4() {
+    let ip = |s: &str| super::peer_ip(s.parse().unwrap()).to_string();
+    assert_eq!(ip("[::ffff:192.0.2.7]:80"), "192.0.2.7");
+    assert_eq!(ip("[::ffff:127.0.0.1]:1"), "127.0.0.1");
+    assert_eq!(ip("192.0.2.7:80"), "192.0.2.7");
+    assert_eq!(ip("[::1]:80"), "::1");
+    assert_eq!(ip("[2001:db8::1]:80"), "2001:db8::1");
+}

@@ -12,7 +12,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::config::Config;
+use crate::config::{Config, ListenAddr};
 use crate::conn::io::{drive, Turn};
 use crate::conn::{Conn, Limits, Millis, Pool};
 use crate::fs::{RealFs, RootId};
@@ -20,9 +20,11 @@ use crate::handler::{Handler, Router};
 use crate::log::{AccessLog, ErrorLog, Level};
 use crate::sys;
 
+mod listen;
 mod notify;
 mod reload;
 
+pub use listen::Activation;
 pub use notify::Notifier;
 
 const SIGNALS: Token = Token(0);
@@ -48,7 +50,7 @@ pub type Reloader = Box<dyn Fn() -> Result<Config, Vec<String>>>;
 
 /// A listening socket and the address it was configured as (how a reload recognises it).
 struct Listener {
-    addr: SocketAddr,
+    addr: ListenAddr,
     sock: TcpListener,
 }
 
@@ -62,6 +64,8 @@ struct Slot {
 pub struct Server {
     poll: Poll,
     listeners: Slab<Listener>,
+    /// Sockets systemd passed that no listener has adopted yet (a reload may name them).
+    activation: Activation,
     conns: Slab<Slot>,
     pool: Pool,
     handler: Handler<RealFs>,
@@ -91,17 +95,10 @@ pub struct Server {
     served_closed: u64,
 }
 
-/// Binds every listener. Called first, before anything else can fail slowly, so that
-/// "address in use" is reported at once.
-pub fn bind(addrs: &[SocketAddr], reuse_port: bool) -> io::Result<Vec<TcpListener>> {
-    addrs
-        .iter()
-        .map(|a| {
-            sys::net::listen(a, 4096, reuse_port)
-                .map(TcpListener::from_std)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
-        })
-        .collect()
+/// Binds or adopts every listener (see [`listen::bind`]). Called first, before anything else
+/// can fail slowly, so that "address in use" is reported at once.
+pub fn bind(cfg: &Config, sd: &mut Activation) -> io::Result<Vec<(ListenAddr, TcpListener)>> {
+    listen::bind(&cfg.listen, cfg.reuse_port, sd)
 }
 
 fn unix_now() -> i64 {
@@ -184,8 +181,13 @@ fn build_poll(handler: &Handler<RealFs>) -> io::Result<(Poll, sys::signal::Signa
 }
 
 impl Server {
-    /// A server for `cfg` on `listeners` (bound beforehand, one per `cfg.listen` address).
-    pub fn new(cfg: &Config, listeners: Vec<TcpListener>) -> io::Result<Server> {
+    /// A server for `cfg` on `listeners` (from [`bind`], each with the entry it came from);
+    /// `activation` keeps what systemd passed for reloads.
+    pub fn new(
+        cfg: &Config,
+        listeners: Vec<(ListenAddr, TcpListener)>,
+        activation: Activation,
+    ) -> io::Result<Server> {
         let nofile = sys::rlimit::raise_nofile().unwrap_or(1024);
         let handler = build_handler(cfg, nofile)?;
         let (poll, signals) = build_poll(&handler)?;
@@ -193,6 +195,7 @@ impl Server {
         let mut server = Server {
             poll,
             listeners: Slab::new(),
+            activation,
             conns: Slab::new(),
             pool: Pool::new(lim.max_head.min(16 * 1024), 1024),
             handler,
@@ -215,8 +218,8 @@ impl Server {
             notify: None,
             served_closed: 0,
         };
-        for (addr, l) in cfg.listen.iter().zip(listeners) {
-            server.add_listener(*addr, l)?;
+        for (addr, l) in listeners {
+            server.add_listener(addr, l)?;
         }
         Ok(server)
     }
@@ -227,7 +230,7 @@ impl Server {
         self.reloader = Some(f);
     }
 
-    fn add_listener(&mut self, addr: SocketAddr, mut l: TcpListener) -> io::Result<()> {
+    fn add_listener(&mut self, addr: ListenAddr, mut l: TcpListener) -> io::Result<()> {
         let entry = self.listeners.vacant_entry();
         if entry.key() + FIRST_LISTENER >= CONN_BASE {
             return Err(io::Error::other("too many listeners"));
@@ -507,7 +510,8 @@ impl Server {
     }
 
     fn add(&mut self, sock: TcpStream, peer: SocketAddr, now: Millis) {
-        let conn = Conn::new(peer.ip(), now, &self.lim);
+        // Mapped once here, so every later use of the peer sees the plain IPv4 form.
+        let conn = Conn::new(crate::conn::peer_ip(peer), now, &self.lim);
         let key = self.conns.insert(Slot {
             conn,
             sock,

@@ -5,12 +5,11 @@
 //! finish as they were; listeners whose address stays keep their socket, so no connection
 //! is refused while the reload runs. SIGUSR1 only reopens the logs.
 use std::io::{self, Write};
-use std::net::SocketAddr;
 
 use mio::net::TcpListener;
 
 use super::{build_router, open_access_logs, Server};
-use crate::config::Config;
+use crate::config::{Config, ListenAddr};
 use crate::log::{AccessLog, ErrorLog, Level};
 
 /// Everything a new configuration needs that can fail, made ready before the swap.
@@ -18,7 +17,7 @@ struct Prepared {
     router: crate::handler::Router,
     access_logs: Vec<AccessLog>,
     error_log: ErrorLog,
-    bound: Vec<(SocketAddr, TcpListener)>,
+    bound: Vec<(ListenAddr, TcpListener)>,
 }
 
 impl Server {
@@ -91,14 +90,16 @@ impl Server {
                 return Err(e);
             }
         };
-        let fresh: Vec<SocketAddr> = cfg
+        // Entries already open (adopted sd: sockets too) keep their socket; only new ones
+        // are bound or adopted.
+        let fresh: Vec<_> = cfg
             .listen
             .iter()
-            .filter(|a| !self.listeners.iter().any(|(_, l)| l.addr == **a))
-            .copied()
+            .filter(|a| !self.listeners.iter().any(|(_, l)| l.addr == a.addr))
+            .cloned()
             .collect();
-        let bound = match super::bind(&fresh, cfg.reuse_port) {
-            Ok(b) => fresh.into_iter().zip(b).collect(),
+        let bound = match super::listen::bind(&fresh, cfg.reuse_port, &mut self.activation) {
+            Ok(b) => b,
             Err(e) => {
                 undo(self);
                 return Err(after_drop(e));
@@ -129,19 +130,24 @@ impl Server {
         let gone: Vec<usize> = self
             .listeners
             .iter()
-            .filter(|(_, l)| !cfg.listen.contains(&l.addr))
+            .filter(|(_, l)| !cfg.listen.iter().any(|c| c.addr == l.addr))
             .map(|(k, _)| k)
             .collect();
         for key in gone {
             let mut l = self.listeners.remove(key);
             let _ = self.poll.registry().deregister(&mut l.sock);
-            let at = l.sock.local_addr().map_or(l.addr, |a| a);
+            let at = l
+                .sock
+                .local_addr()
+                .map_or(l.addr.to_string(), |a| a.to_string());
             self.handler
                 .log(Level::Info, format_args!("stopped listening on {at}"));
         }
         let mut out = io::stdout().lock();
         for (addr, sock) in p.bound {
-            let at = sock.local_addr().map_or(addr, |a| a);
+            let at = sock
+                .local_addr()
+                .map_or(addr.to_string(), |a| a.to_string());
             match self.add_listener(addr, sock) {
                 Ok(()) => {
                     let _ = writeln!(out, "listening on http://{at}");

@@ -1,10 +1,11 @@
 //! The only `unsafe` in tern: thin, documented wrappers over Linux syscalls that std and mio
 //! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, signalfd, inotify, rlimits, the
-//! monotonic clock for systemd's notify socket, and the fork/setsid/setuid/chroot/flock of
-//! start-up).
+//! monotonic clock for systemd's notify socket, the descriptors of socket activation, and the
+//! fork/setsid/setuid/chroot/flock of start-up).
 //! Each wrapper takes and returns safe types; nothing here knows about HTTP.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod activation;
 #[cfg(feature = "alloc-count")]
 pub mod alloc;
 pub mod fs;

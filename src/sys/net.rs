@@ -45,6 +45,39 @@ pub fn sendfile(
     Ok(n as usize)
 }
 
+/// Reads an integer socket option.
+pub fn get_int_opt(sock: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> {
+    let mut value: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: `value` and `len` live across the call and `len` holds `value`'s exact size.
+    cvt(unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut i32).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(value)
+}
+
+/// Checks that a socket handed over by systemd is one tern can serve: a listening TCP
+/// socket (IPv4 or IPv6), not a datagram or Unix socket, nor a stream nobody listens on.
+pub fn check_tcp_listener(sock: BorrowedFd<'_>) -> Result<(), &'static str> {
+    let get = |name| get_int_opt(sock, libc::SOL_SOCKET, name).map_err(|_| "not a socket");
+    if !matches!(get(libc::SO_DOMAIN)?, libc::AF_INET | libc::AF_INET6) {
+        return Err("not an IPv4 or IPv6 socket");
+    }
+    if get(libc::SO_TYPE)? != libc::SOCK_STREAM {
+        return Err("not a stream (TCP) socket");
+    }
+    if get(libc::SO_ACCEPTCONN)? != 1 {
+        return Err("not listening");
+    }
+    Ok(())
+}
+
 /// Sets an integer socket option (used for `TCP_NODELAY` and `SO_REUSEPORT` on listeners).
 pub fn set_int_opt(sock: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: `value` lives across the call and its exact size is passed.
@@ -67,13 +100,16 @@ pub fn set_nodelay(sock: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Creates a non-blocking listening socket: `SO_REUSEADDR`, optionally `SO_REUSEPORT` (several
-/// tern processes sharing one port), `IPV6_V6ONLY` for IPv6 addresses, `TCP_NODELAY`
-/// (inherited by accepted sockets) and `TCP_DEFER_ACCEPT` (a connection is handed over once
-/// its first bytes arrived, so the first read after accept finds the request).
+/// tern processes sharing one port), `IPV6_V6ONLY` for IPv6 addresses (`v6only`: 1, as
+/// nginx; 0 makes a dual-stack socket that IPv4 clients reach as `::ffff:a.b.c.d`),
+/// `TCP_NODELAY` (inherited by accepted sockets) and `TCP_DEFER_ACCEPT` (a connection is
+/// handed over once its first bytes arrived, so the first read after accept finds the
+/// request). A system that refuses `IPV6_V6ONLY=0` gives `ErrorKind::Unsupported`.
 pub fn listen(
     addr: &std::net::SocketAddr,
     backlog: i32,
     reuse_port: bool,
+    v6only: bool,
 ) -> io::Result<std::net::TcpListener> {
     use std::net::SocketAddr;
     use std::os::fd::{FromRawFd, OwnedFd};
@@ -93,7 +129,13 @@ pub fn listen(
         set_int_opt(b, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
     }
     if addr.is_ipv6() {
-        set_int_opt(b, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+        set_int_opt(b, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, v6only.into()).map_err(|e| {
+            if v6only {
+                e
+            } else {
+                io::Error::new(io::ErrorKind::Unsupported, e)
+            }
+        })?;
     }
     set_nodelay(b)?;
     // Best effort: not every kernel or socket type supports it.

@@ -328,7 +328,8 @@ fn print_config_round_trip() {
          [vhost.\"v.test\".route.\"/s/\"]\nstatic = \"../site/sub\"\nfallback = \"b.txt\"\n\
          error_page = { 404 = \"\" }\n",
     );
-    let text = "listen = [\"127.0.0.1:0\", \"[::1]:8080\"]\nroot = \"site\"\nheader_timeout = 2.5\n\
+    let text = "listen = [\"127.0.0.1:0\", \"[::1]:8080\", \"80\", \"[::]:81 reuse_port\", \"sd:2\", \"sd:https\"]\n\
+                reuse_port = true\nroot = \"site\"\nheader_timeout = 2.5\n\
                 include = [\"conf.d/*.toml\"]\naccess_log = \"logs/access.log\"\n\
                 headers = { \"X-A\" = \"a \\\"q\\\"\" }\nerror_page = { 404 = \"/404.html\" }\n\
                 mime = { md = \"text/markdown\" }\ncache_control = \"max-age=60\"\nvhost_dirs = true\n\
@@ -355,6 +356,12 @@ fn print_config_round_trip() {
     }
     let out = to_toml(&d.load_with(text, &[]).unwrap());
     assert!(out.contains("\nheader_timeout = \"2500ms\"\n"), "{out}");
+    assert!(
+        out.contains(
+            "\nlisten = [\"127.0.0.1:0\", \"[::1]:8080\", \":80\", \"[::]:81 reuse_port\", \"sd:2\", \"sd:https\"]\nreuse_port = true\n"
+        ),
+        "{out}"
+    );
     assert!(
         out.contains("\n[vhost.\"v.test\"]\naliases = [\"*.v.test\"]\ndefault = true\n"),
         "{out}"

@@ -122,7 +122,7 @@ fn values_in_the_file() {
         ("max_requests = 0", "tern.toml:1:16: max_requests = 0: out of range (1 to 4294967295)"),
         ("max_ranges = 1001", "tern.toml:1:14: max_ranges = 1001: out of range (1 to 1000)"),
         ("port = 70000", "tern.toml:1:8: port = 70000: out of range (0 to 65535)"),
-        ("listen = [\"127.0.0.1:80\", \"nope\"]", "tern.toml:1:27: listen \"nope\": not an address such as 127.0.0.1:8080 or [::1]:8080"),
+        ("listen = [\"127.0.0.1:80\", \"nope\"]", "tern.toml:1:27: listen \"nope\": not an address such as 127.0.0.1:8080, [::1]:8080, 80, :80, sd:1 or sd:NAME"),
         ("listen = []", "tern.toml:1:10: listen = []: give at least one address"),
         ("log_level = \"loud\"", "tern.toml:1:13: log_level \"loud\": expected one of error, warn, info, debug"),
         ("log_format = \"json\"", "tern.toml:1:14: log_format \"json\": expected common or combined"),
