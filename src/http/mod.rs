@@ -156,33 +156,24 @@ pub fn is_tchar(b: u8) -> bool {
     TCHAR[b as usize]
 }
 
-static TCHAR: [bool; 256] = {
+static TCHAR: [bool; 256] = ascii_table(b"!#$%&'*+-.^_`|~");
+
+/// A byte-class table: ASCII letters and digits plus `extra`, so that checking a byte is one
+/// load (used for tokens here and for host names in [`request`]).
+pub const fn ascii_table(extra: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        t[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
     }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
     t
-};
+}
 
 /// The first line of a head (the request line), without its line ending.
 pub fn first_line(head: &[u8]) -> &[u8] {

@@ -612,34 +612,7 @@ pub fn parse_decimal(v: &[u8]) -> Option<u64> {
 
 /// Bytes allowed in a reg-name or IPv4 host: unreserved, pct-encoded and sub-delims
 /// (RFC 3986 §3.2.2), as a table so validation is one load per byte.
-static HOST_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            );
-        b += 1;
-    }
-    t
-};
+static HOST_BYTE: [bool; 256] = super::ascii_table(b"-._~%!$&'()*+,;=");
 
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2): a bracketed IPv6 literal or a reg-name /
 /// IPv4 of unreserved, pct-encoded and sub-delim characters, then an optional numeric port.
