@@ -20,3 +20,4 @@ pub mod log;
 pub mod server;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tls;

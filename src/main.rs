@@ -103,8 +103,9 @@ fn run(
         }));
     }
     let mut out = std::io::stdout().lock();
-    for addr in server.local_addrs() {
-        writeln!(out, "listening on http://{addr}")?;
+    for (addr, tls) in server.local_addrs() {
+        let scheme = if tls { "https" } else { "http" };
+        writeln!(out, "listening on {scheme}://{addr}")?;
     }
     out.flush()?;
     drop(out);

@@ -43,7 +43,7 @@ impl Errors<'_> {
         self.list.push(self.files[file].err(Some(span), msg));
     }
 
-    fn plain(&mut self, msg: impl Into<String>) {
+    pub fn plain(&mut self, msg: impl Into<String>) {
         self.list.push(ConfigError::plain(msg));
     }
 
@@ -140,6 +140,24 @@ pub(super) fn build(
             )))]
         }),
     };
+    let listen_tls = match &ov.listen_tls {
+        Some(l) => l.clone(),
+        None => super::tls::listen_list(&mut e, "listen_tls", top.listen_tls.as_ref()),
+    };
+    for l in &listen_tls {
+        // Port 0 asks for a fresh port each time: two such entries are two sockets.
+        let any_port = matches!(&l.addr, crate::config::ListenAddr::Addr(a) if a.port() == 0)
+            || l.addr == crate::config::ListenAddr::AllPort(0);
+        if !any_port && listen.iter().any(|p| p.addr == l.addr) {
+            e.plain(format!(
+                "{} is in both listen and listen_tls; one socket serves one of them",
+                l.addr
+            ));
+        }
+    }
+    let tls = super::TlsOptions {
+        min_version: super::tls::min_version(&mut e, top.tls_min_version.as_ref()),
+    };
     let limits = limits(&mut e, &top, ov);
     let max_connections = ov
         .max_connections
@@ -176,16 +194,26 @@ pub(super) fn build(
     let format = top_format(&mut e, ov, &top);
     let mut hosts = vec![top_host(&mut e, &mut top, ov, routes, source, format)];
     let (site, log) = (hosts[0].site.clone(), hosts[0].access_log.clone());
+    let https = hosts[0].https.clone();
     let top_level = Top {
         site: &site,
         log: log.as_ref(),
         format,
+        https: &https,
     };
     let default_host = vhosts(&mut e, tree.vhosts, &top_level, &mut hosts);
+    if !listen_tls.is_empty() && hosts.iter().all(|h| h.cert.is_none()) {
+        e.plain("listen_tls needs a certificate: set tls_cert and tls_key (or --tls-cert and --tls-key)");
+    }
+    if listen_tls.is_empty() && hosts.iter().any(|h| h.https.redirect) {
+        e.plain("redirect_to_https needs an HTTPS listener (listen_tls)");
+    }
     let failed = !e.list.is_empty();
     let cfg = Config {
         source: source.map(Path::to_path_buf),
         listen,
+        listen_tls,
+        tls,
         reuse_port: ov.reuse_port.or(top.reuse_port).unwrap_or(false),
         limits,
         max_connections,
@@ -263,12 +291,23 @@ fn top_host(
         },
     }
     slash_first(&mut routes);
+    let file_cert = super::tls::pair(e, 0, top.tls_cert.as_ref(), top.tls_key.as_ref());
+    let flag_cert = super::tls::flag_pair(e, ov.tls_cert.as_ref(), ov.tls_key.as_ref());
+    let https = super::tls::https(
+        e,
+        0,
+        top.redirect_to_https,
+        top.hsts.as_ref(),
+        &Default::default(),
+    );
     Host {
         name: String::new(),
         aliases: Vec::new(),
         access_log,
         site,
         routes,
+        cert: flag_cert.or(file_cert),
+        https,
     }
 }
 

@@ -60,6 +60,20 @@ struct Cli {
     #[arg(short, long = "listen", value_name = "ADDR:PORT", value_parser = super::listen::parse)]
     listen: Vec<Listen>,
 
+    /// Address to serve HTTPS on, repeatable, in the forms of --listen (sd:N too); needs
+    /// --tls-cert and --tls-key (or tls_cert and tls_key in the file). Prints `listening on
+    /// https://ADDR:PORT` for each.
+    #[arg(long = "listen-tls", value_name = "ADDR:PORT", value_parser = super::listen::parse)]
+    listen_tls: Vec<Listen>,
+
+    /// PEM certificate chain (leaf first) of the default certificate.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
     /// Shorthand for --listen 127.0.0.1:PORT.
     #[arg(short, long, value_name = "PORT")]
     port: Option<u16>,
@@ -251,6 +265,9 @@ pub struct Overrides {
     /// `--listen` and `--port` together.
     pub(super) listen: Option<Vec<Listen>>,
     pub(super) reuse_port: Option<bool>,
+    pub(super) listen_tls: Option<Vec<Listen>>,
+    pub(super) tls_cert: Option<PathBuf>,
+    pub(super) tls_key: Option<PathBuf>,
     pub(super) index: Option<Vec<String>>,
     pub(super) listing: Option<bool>,
     pub(super) dotfiles: Option<bool>,
@@ -348,6 +365,9 @@ impl Cli {
             root: self.root,
             listen: given(listen),
             reuse_port: self.reuse_port.then_some(true),
+            listen_tls: given(self.listen_tls),
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
             index: given(self.index),
             listing: self.no_listing.then_some(false),
             dotfiles: self.dotfiles.then_some(true),

@@ -11,6 +11,7 @@ mod print;
 mod raw;
 mod service;
 mod site;
+mod tls;
 pub mod values;
 mod vhost;
 
@@ -118,7 +119,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// An I/O error in a message's words: `no such file or directory`, without `(os error 2)`.
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     let s = e.to_string();
     let s = match s.find(" (os error") {
         Some(i) => &s[..i],
@@ -137,6 +138,10 @@ pub struct Config {
     /// The configuration file this came from (`-c`), read again on SIGHUP.
     pub source: Option<PathBuf>,
     pub listen: Vec<Listen>,
+    /// `listen_tls`: the same forms as `listen`, serving HTTPS.
+    pub listen_tls: Vec<Listen>,
+    /// TLS settings that apply to every TLS listener.
+    pub tls: TlsOptions,
     /// `SO_REUSEPORT` on every listener tern binds (a listener's own `reuse_port` adds to it).
     pub reuse_port: bool,
     pub limits: Limits,
@@ -186,6 +191,42 @@ pub struct Host {
     pub site: SiteOptions,
     /// The host's routes, prefixes unique; the host's `root` is its `/` route.
     pub routes: Vec<Route>,
+    /// The host's certificate (the top level's is the default one), and how plain HTTP and
+    /// HTTPS treat it (vhosts inherit the top level's `redirect_to_https` and `hsts`).
+    pub cert: Option<crate::tls::CertPair>,
+    pub https: HttpsOptions,
+}
+
+/// `redirect_to_https` and `hsts` of one host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpsOptions {
+    /// Plain-HTTP requests get 308 to `https://` (except ACME HTTP-01 challenges).
+    pub redirect: bool,
+    /// `Strict-Transport-Security` value added to HTTPS responses.
+    pub hsts: Option<String>,
+}
+
+/// The oldest TLS version a handshake may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsVersion {
+    #[default]
+    V12,
+    V13,
+}
+
+impl TlsVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::V12 => "1.2",
+            TlsVersion::V13 => "1.3",
+        }
+    }
+}
+
+/// TLS settings shared by every TLS listener.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    pub min_version: TlsVersion,
 }
 
 /// `[route."/prefix/"]`: a URL prefix, what serves it, and the options in force under it.

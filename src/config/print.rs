@@ -15,6 +15,17 @@ pub(super) fn to_toml(cfg: &Config) -> String {
     w.push_str("# tern: the effective configuration (file, flags and built-in defaults)\n");
     let listen: Vec<String> = cfg.listen.iter().map(|a| quote(&a.to_string())).collect();
     line(&mut w, "listen", &format!("[{}]", listen.join(", ")));
+    let tls: Vec<String> = cfg
+        .listen_tls
+        .iter()
+        .map(|a| quote(&a.to_string()))
+        .collect();
+    line(&mut w, "listen_tls", &format!("[{}]", tls.join(", ")));
+    line(
+        &mut w,
+        "tls_min_version",
+        &quote(cfg.tls.min_version.as_str()),
+    );
     line(&mut w, "reuse_port", &cfg.reuse_port.to_string());
     let l = &cfg.limits;
     for (k, ms) in [
@@ -68,6 +79,7 @@ pub(super) fn to_toml(cfg: &Config) -> String {
     }
     let top = &cfg.hosts[0];
     access_log(&mut w, top.access_log.as_ref(), None);
+    tls_host(&mut w, top, None);
     site(&mut w, &top.site, None);
     let root = root_of(top);
     if let Some(RouteKind::Static(p)) = root.map(|r| &r.kind) {
@@ -85,6 +97,7 @@ pub(super) fn to_toml(cfg: &Config) -> String {
             line(&mut w, "default", "true");
         }
         access_log(&mut w, h.access_log.as_ref(), Some(top.access_log.as_ref()));
+        tls_host(&mut w, h, Some(top));
         site(&mut w, &h.site, Some(&top.site));
         let root = root_of(h);
         if let Some(RouteKind::Static(p)) = root.map(|r| &r.kind) {
@@ -93,6 +106,26 @@ pub(super) fn to_toml(cfg: &Config) -> String {
         routes(&mut w, h, root, &format!("{table}."));
     }
     w
+}
+
+/// A host's certificate and its `redirect_to_https` / `hsts` (a vhost's where they differ
+/// from the top level's).
+fn tls_host(w: &mut String, h: &Host, top: Option<&Host>) {
+    if let Some(c) = &h.cert {
+        line(w, "tls_cert", &quote(&abs(&c.cert)));
+        line(w, "tls_key", &quote(&abs(&c.key)));
+    }
+    let base = top.map(|t| &t.https);
+    if base.is_none_or(|b| b.redirect != h.https.redirect) {
+        line(w, "redirect_to_https", &h.https.redirect.to_string());
+    }
+    if base.is_none_or(|b| b.hsts != h.https.hsts) {
+        match (&h.https.hsts, base) {
+            (Some(v), _) => line(w, "hsts", &quote(v)),
+            (None, Some(_)) => line(w, "hsts", "\"\""),
+            (None, None) => {}
+        }
+    }
 }
 
 fn line(w: &mut String, k: &str, v: &str) {

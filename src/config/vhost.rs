@@ -15,6 +15,8 @@ pub(super) struct Top<'a> {
     pub log: Option<&'a (LogTarget, LogFormat)>,
     /// The top level's log format, which applies even where only a block has a log.
     pub format: LogFormat,
+    /// `redirect_to_https` and `hsts` as the top level sets them.
+    pub https: &'a super::HttpsOptions,
 }
 
 /// Appends one [`Host`] per block to `hosts` and returns the index of the default host (0,
@@ -86,12 +88,16 @@ fn vhost(e: &mut Errors, entry: VhostEntry, names: &mut Names, top: &Top) -> Hos
         }
     }
     build::slash_first(&mut routes);
+    let cert = super::tls::pair(e, file, raw.tls_cert.as_ref(), raw.tls_key.as_ref());
+    let https = super::tls::https(e, file, raw.redirect_to_https, raw.hsts.as_ref(), top.https);
     Host {
         name,
         aliases,
         access_log: target.map(|t| (t, format)),
         site,
         routes,
+        cert,
+        https,
     }
 }
 

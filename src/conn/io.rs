@@ -6,11 +6,34 @@ use std::fs::File;
 use std::io::{self, IoSlice};
 
 use super::out::{Out, FEW_IOV, MAX_IOV};
-use super::{Conn, Limits, Millis, Pool, Service};
+use super::{Conn, Limits, Millis, Pool, Service, Transport};
 
 /// A connected socket as the driver needs it. The real one is a `mio::net::TcpStream`;
-/// tests and fuzzers use an in-memory one.
+/// tests and fuzzers use an in-memory one; [`super::transport::TlsStream`] puts TLS over
+/// either. The provided methods are the TLS hooks: constants for a plain socket, so the
+/// plain driver compiles to what it was without them.
 pub trait Socket {
+    /// The transport may hold output back (TLS records, alerts, tickets, close_notify):
+    /// the driver then flushes it even when the response queue is empty.
+    const BUFFERED: bool = false;
+    /// Output is held back ([`Socket::BUFFERED`] transports only).
+    fn has_pending(&self) -> bool {
+        false
+    }
+    /// Writes held-back output. Ok(true) when none is left, Ok(false) when the socket
+    /// would block.
+    fn flush(&mut self) -> io::Result<bool> {
+        Ok(true)
+    }
+    /// Whether a short read means the socket is empty until its next event (for TLS a
+    /// read can end at a record boundary with more ciphertext waiting).
+    fn drained(&self) -> bool {
+        true
+    }
+    /// What requests on this socket may know about their transport.
+    fn transport(&self) -> Transport {
+        Transport::Plain
+    }
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes the buffers with one call; `more` says a `sendfile` follows at once.
     fn send(&mut self, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize>;
@@ -51,6 +74,16 @@ pub fn drive<K: Socket, S: Service>(
         if conn.is_closed() {
             break Turn::Close;
         }
+        if K::BUFFERED && !conn.has_output() && sock.has_pending() && conn.may_write() {
+            // Transport output with no response behind it (handshake, alert, ticket,
+            // close_notify): flush it without counting it as the response's.
+            match sock.flush() {
+                Ok(true) => {}
+                Ok(false) => conn.on_write_blocked(),
+                Err(_) => conn.on_io_error(),
+            }
+            continue;
+        }
         if conn.wants_write() {
             match write_out(conn, sock, &mut write_budget, now, lim) {
                 Ok(Wrote::Drained) => {
@@ -74,7 +107,8 @@ pub fn drive<K: Socket, S: Service>(
         if conn.process(now, svc, lim, &mut requests) {
             continue;
         }
-        if conn.phase().is_draining() && !conn.has_output() {
+        if conn.phase().is_draining() && !conn.has_output() && !(K::BUFFERED && sock.has_pending())
+        {
             // Closing with nothing (left) to send: finish now.
             if conn.on_drained(now, lim) && sock.shutdown_write().is_err() {
                 conn.on_io_error();
@@ -91,7 +125,12 @@ pub fn drive<K: Socket, S: Service>(
             };
             let want = space.len();
             match sock.read(space) {
-                Ok(n) => conn.on_read(n, n < want, now, lim),
+                Ok(n) => {
+                    conn.on_read(n, n < want && sock.drained(), now, lim);
+                    if K::BUFFERED {
+                        conn.set_transport(sock.transport());
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.on_read_blocked(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => conn.on_io_error(),
@@ -117,12 +156,9 @@ fn write_out<K: Socket>(
     lim: &Limits,
 ) -> Result<Wrote, Failure> {
     loop {
-        let Some(out) = conn.out_mut() else {
-            return Ok(Wrote::Drained);
+        let Some(out) = conn.out_mut().filter(|o| !o.is_empty()) else {
+            return flushed(sock);
         };
-        if out.is_empty() {
-            return Ok(Wrote::Drained);
-        }
         if *budget == 0 {
             return Ok(Wrote::Budget);
         }
@@ -163,6 +199,19 @@ fn write_out<K: Socket>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Err(Failure::Io),
         }
+    }
+}
+
+/// The response queue is empty: drained once the transport has written what it held.
+#[inline]
+fn flushed<K: Socket>(sock: &mut K) -> Result<Wrote, Failure> {
+    if !K::BUFFERED {
+        return Ok(Wrote::Drained);
+    }
+    match sock.flush() {
+        Ok(true) => Ok(Wrote::Drained),
+        Ok(false) => Ok(Wrote::Blocked),
+        Err(_) => Err(Failure::Io),
     }
 }
 

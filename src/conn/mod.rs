@@ -43,6 +43,7 @@
 pub mod io;
 pub mod memsock;
 pub mod out;
+pub mod transport;
 
 use std::net::IpAddr;
 
@@ -201,6 +202,17 @@ pub struct Exchange<'a> {
     pub persist: Persist,
     pub peer: IpAddr,
     pub now: Millis,
+    pub transport: Transport,
+}
+
+/// What a request may know about the transport it came over (set by the driver; the state
+/// machine only carries it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    #[default]
+    Plain,
+    /// TLS; `sni` is the host the client's SNI name selected, if it named one.
+    Tls { sni: Option<u16> },
 }
 
 /// What turns requests into responses (the handler pipeline implements this).
@@ -314,6 +326,7 @@ pub struct Conn {
     t_send: Millis,
     bufs: Option<Box<Bufs>>,
     peer: IpAddr,
+    transport: Transport,
 }
 
 /// The client address as tern uses it everywhere (logs, and later access rules,
@@ -336,6 +349,7 @@ impl Conn {
             t_send: 0,
             bufs: None,
             peer,
+            transport: Transport::Plain,
         }
     }
 
@@ -420,6 +434,16 @@ impl Conn {
                 self.phase,
                 Phase::ReadHead | Phase::ReadBody | Phase::Linger
             )
+    }
+
+    /// Whether the socket may take output now (for transport output with no response).
+    pub fn may_write(&self) -> bool {
+        self.is_ready(WRITE_READY)
+    }
+
+    /// The transport the driver found (TLS learns its SNI host at the end of the handshake).
+    pub fn set_transport(&mut self, t: Transport) {
+        self.transport = t;
     }
 
     /// Whether the driver should write now.
@@ -640,6 +664,7 @@ impl Conn {
             },
             peer: self.peer,
             now,
+            transport: self.transport,
         };
         b.out.begin(req.method == Method::Head);
         svc.respond(&mut ex, &mut b.out);

@@ -96,6 +96,8 @@ fn hosts(inp: &mut Input<'_>, n: usize) -> (Vec<Host>, Vec<String>) {
             access_log: None,
             site: site(),
             routes: routes(inp),
+            cert: None,
+            https: Default::default(),
         };
         if i > 0 {
             let aliases = inp.byte() % 3;

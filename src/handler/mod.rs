@@ -15,7 +15,7 @@ use route::{Action, Kind, Match, MAX_HOST};
 /// Longest `Host` value remembered for the next request.
 const LAST_RAW: usize = 64;
 
-use crate::conn::{CloseReason, Exchange, Out, Service};
+use crate::conn::{CloseReason, Exchange, Out, Service, Transport};
 use crate::fs::{Fs, RootId};
 use crate::http::date::DateCache;
 use crate::http::path::{normalize, split_target};
@@ -118,6 +118,11 @@ pub struct Handler<F: Fs> {
     rng: u64,
     /// `Date` and `Server` lines of every head, formatted once per second.
     common: Vec<u8>,
+    /// The host whose `Strict-Transport-Security` line the current response carries (an
+    /// HTTPS request to a host with `hsts`).
+    hsts_host: Option<usize>,
+    /// The port `redirect_to_https` names (the first TLS listener's).
+    https_port: u16,
 }
 
 impl<F: Fs> Handler<F> {
@@ -149,7 +154,14 @@ impl<F: Fs> Handler<F> {
             entries: Vec::new(),
             page: Vec::with_capacity(4096),
             rng: seed(),
+            hsts_host: None,
+            https_port: 443,
         }
+    }
+
+    /// The port of the HTTPS listener that `redirect_to_https` sends clients to.
+    pub fn set_https_port(&mut self, port: u16) {
+        self.https_port = port;
     }
 
     /// Moves the clock used for `Date` and the logs (called once per loop turn).
@@ -197,6 +209,9 @@ impl<F: Fs> Handler<F> {
         response::start(&mut out.buf, status, self.head_ctx(), persist);
         if !self.site.headers.is_empty() {
             out.buf.extend_from_slice(&self.site.headers);
+        }
+        if let Some(h) = self.hsts_host {
+            self.push_hsts(out, h);
         }
     }
 
@@ -278,8 +293,92 @@ impl<F: Fs> Handler<F> {
         host
     }
 
+    #[cold]
+    fn push_hsts(&self, out: &mut Out, host: usize) {
+        if let Some(line) = self.router.hosts.get(host).and_then(|h| h.hsts.as_deref()) {
+            out.buf.extend_from_slice(line);
+        }
+    }
+
+    /// HTTPS checks of a request to `host` (named hosts only, never the single-site fast
+    /// path): 421 when the SNI name chose another configured host than `Host` names (RFC
+    /// 9110 §15.5.20), 308 to `https://` for `redirect_to_https` over plain HTTP (ACME
+    /// HTTP-01 challenges excepted, so certbot's webroot mode works). Also picks the HSTS
+    /// line of HTTPS responses.
+    fn https_checks(
+        &mut self,
+        ex: &mut Exchange<'_>,
+        out: &mut Out,
+        host: usize,
+        target: &[u8],
+    ) -> Option<Sent> {
+        let h = &self.router.hosts[host];
+        match ex.transport {
+            Transport::Tls { sni } => {
+                self.hsts_host = h.hsts.is_some().then_some(host);
+                let sni = usize::from(sni?);
+                if sni == host {
+                    return None;
+                }
+                // Host names no configured host: served by the default host as over plain
+                // HTTP, not refused.
+                let name = &self.host_name[..self.host_len];
+                let named = host != self.router.default
+                    || (!name.is_empty() && self.router.named_host(name).is_some());
+                if !named {
+                    return None;
+                }
+                self.hsts_host = None;
+                ex.persist.keep_alive &= !ex.req.has_body();
+                Some(self.error(out, 421, ex.persist, b""))
+            }
+            Transport::Plain if h.https_redirect => {
+                self.hsts_host = None;
+                let path = if target.first() == Some(&b'/') {
+                    target
+                } else {
+                    // absolute-form: the path after the authority.
+                    let after = memchr::memmem::find(target, b"://").map_or(0, |i| i + 3);
+                    let rest = &target[after..];
+                    rest.iter()
+                        .position(|&b| b == b'/')
+                        .map_or(&b"/"[..], |i| &rest[i..])
+                };
+                if path.starts_with(b"/.well-known/acme-challenge/") {
+                    return None;
+                }
+                // The name the client used (even where no host has a name to route by).
+                let raw = match route::target_authority(target) {
+                    Some(a) => crate::http::request::valid_host(a).then_some(a),
+                    None => ex.req.host.map(|h| h.get(ex.head)),
+                };
+                let mut buf = [0u8; MAX_HOST];
+                let name = raw.and_then(|r| route::normalize_host(r, &mut buf))?;
+                let mut loc = std::mem::take(&mut self.scratch);
+                loc.clear();
+                loc.extend_from_slice(b"Location: https://");
+                loc.extend_from_slice(name);
+                if self.https_port != 443 {
+                    loc.push(b':');
+                    response::push_u64(&mut loc, u64::from(self.https_port));
+                }
+                loc.extend_from_slice(path);
+                loc.extend_from_slice(b"\r\n");
+                self.use_site(host, None);
+                let sent = self.error(out, 308, ex.persist, &loc);
+                self.scratch = loc;
+                Some(sent)
+            }
+            Transport::Plain => {
+                self.hsts_host = None;
+                None
+            }
+        }
+    }
+
     /// Serves requests from now on with `router` (a reload).
     pub fn set_router(&mut self, router: Router) {
+        self.hsts_host = None;
         self.router = Rc::new(router);
         self.site = Rc::clone(&self.router.hosts[self.router.default].site);
         self.last_raw_len = usize::MAX;
@@ -303,6 +402,9 @@ impl<F: Fs> Handler<F> {
             return self.serve_plain(ex, out, target, root);
         }
         let host_idx = self.vhost(ex, target);
+        if let Some(sent) = self.https_checks(ex, out, host_idx, target) {
+            return sent;
+        }
         let (path, query) = match split_target(target) {
             Ok(parts) => parts,
             Err(e) => return self.bad_request(host_idx, ex, out, e.reason()),
@@ -499,6 +601,7 @@ impl<F: Fs> Service for Handler<F> {
             version: Version::Http11,
         };
         self.use_site(self.router.default, None);
+        self.hsts_host = None;
         let log = self.site.log;
         let sent = self.error(out, err.status(), persist, b"");
         self.log(

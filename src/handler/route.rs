@@ -102,6 +102,9 @@ pub struct Vhost {
     /// File routes keyed the same way (`users` for `/users`).
     files: FxMap<usize>,
     file_sig: Sig,
+    /// `redirect_to_https`; the `Strict-Transport-Security` line HTTPS responses carry.
+    pub https_redirect: bool,
+    pub hsts: Option<Box<[u8]>>,
 }
 
 /// A filter over keys: the set of their first bytes and a 64-bit set of their (length,
@@ -286,7 +289,11 @@ impl Router {
             }
         }
         router.plain = match &router.hosts[..] {
-            [h] if h.routes.len() == 1 && h.root_route == Some(0) => {
+            [h] if h.routes.len() == 1
+                && h.root_route == Some(0)
+                && !h.https_redirect
+                && h.hsts.is_none() =>
+            {
                 let r = &h.routes[0];
                 (r.kind == Kind::Static && r.fallback.is_none() && Rc::ptr_eq(&r.site, &h.site))
                     .then_some(r.root)
@@ -322,6 +329,8 @@ impl Router {
                 dir_sig: Sig::default(),
                 file_sig: Sig::default(),
                 files: FxMap::default(),
+                https_redirect: false,
+                hsts: None,
             }],
             exact: FxMap::default(),
             few: Vec::new(),
@@ -359,6 +368,24 @@ impl Router {
         self.default
     }
 
+    /// The host a normalised name names, if any: like [`Router::host`] without falling
+    /// back to the default host (off the fast path: TLS's SNI check).
+    pub fn named_host(&self, name: &[u8]) -> Option<usize> {
+        if let Some(&i) = self.exact.get(name) {
+            return Some(i);
+        }
+        lookup_wild(&self.wild, name)
+    }
+
+    /// The names of every host, for TLS's certificate choice (which runs where the router's
+    /// `Rc`s cannot go).
+    pub fn names(&self) -> HostNames {
+        HostNames {
+            exact: self.exact.clone(),
+            wild: self.wild.clone(),
+        }
+    }
+
     /// Every root this router uses (to close the others after a reload).
     pub fn roots(&self) -> Vec<RootId> {
         let mut v = Vec::new();
@@ -389,6 +416,12 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
         dir_sig: Sig::default(),
         file_sig: Sig::default(),
         files: FxMap::default(),
+        https_redirect: host.https.redirect,
+        hsts: host.https.hsts.as_ref().map(|v| {
+            let mut line = Vec::new();
+            crate::http::response::header(&mut line, b"Strict-Transport-Security", v.as_bytes());
+            line.into()
+        }),
     };
     for r in &host.routes {
         let is_dir = r.prefix.ends_with('/');
@@ -500,6 +533,32 @@ fn add_root<R: Roots>(fs: &mut R, path: &Path, mime: &MimeTable) -> Result<RootI
         };
         format!("root {}: {why}", path.display())
     })
+}
+
+/// The host names of a [`Router`] without the rest of it: `Send + Sync`, so rustls's
+/// certificate resolver can hold it. The same rules: an exact name, else the longest
+/// wildcard.
+#[derive(Clone, Debug, Default)]
+pub struct HostNames {
+    exact: FxMap<usize>,
+    /// Longest first.
+    wild: Vec<(Box<[u8]>, usize)>,
+}
+
+impl HostNames {
+    /// The host a normalised name names, if any.
+    pub fn lookup(&self, name: &[u8]) -> Option<usize> {
+        if let Some(&i) = self.exact.get(name) {
+            return Some(i);
+        }
+        lookup_wild(&self.wild, name)
+    }
+}
+
+fn lookup_wild(wild: &[(Box<[u8]>, usize)], name: &[u8]) -> Option<usize> {
+    wild.iter()
+        .find(|(suffix, _)| name.len() > suffix.len() && name.ends_with(suffix))
+        .map(|(_, i)| *i)
 }
 
 /// A `Host` value (already checked as RFC 9110's `uri-host [":" port]` by
@@ -677,6 +736,8 @@ mod tests {
             access_log: None,
             site: SiteOptions::default(),
             routes: prefixes.iter().map(|p| stat(p)).collect(),
+            cert: None,
+            https: Default::default(),
         };
         build_vhost(&host, &mut MemFs::new()).expect("builds")
     }
@@ -873,6 +934,8 @@ mod tests {
             access_log: None,
             site: SiteOptions::default(),
             routes: vec![stat("/")],
+            cert: None,
+            https: Default::default(),
         };
         let cfg = Config {
             hosts: vec![

@@ -14,12 +14,14 @@ use slab::Slab;
 
 use crate::config::{Config, ListenAddr};
 use crate::conn::io::{drive, Turn};
+use crate::conn::transport::TlsStream;
 use crate::conn::{Conn, Limits, Millis, Pool};
 use crate::fs::{RealFs, RootId};
 use crate::handler::{Handler, Router};
 use crate::log::{AccessLog, ErrorLog, Level};
 use crate::sys;
 
+mod certs;
 mod listen;
 mod notify;
 mod reload;
@@ -29,7 +31,9 @@ pub use notify::Notifier;
 
 const SIGNALS: Token = Token(0);
 const NOTIFY: Token = Token(1);
-const FIRST_LISTENER: usize = 2;
+/// inotify on the directories of the certificate files.
+const CERTS: Token = Token(2);
+const FIRST_LISTENER: usize = 3;
 /// Token of connection slab key 0: listeners take the tokens below (they come and go with
 /// reloads, so connections cannot simply follow them).
 const CONN_BASE: usize = 1 << 16;
@@ -52,11 +56,28 @@ pub type Reloader = Box<dyn Fn() -> Result<Config, Vec<String>>>;
 struct Listener {
     addr: ListenAddr,
     sock: TcpListener,
+    /// Serves HTTPS (a `listen_tls` entry).
+    tls: bool,
+}
+
+/// A connection's socket: plain first, so the common case is the first arm.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&mut self) -> &mut TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => t.get_mut(),
+        }
+    }
 }
 
 struct Slot {
     conn: Conn,
-    sock: TcpStream,
+    sock: Stream,
     /// Added to the epoll set (done lazily, the first time the connection must wait).
     registered: bool,
 }
@@ -93,12 +114,51 @@ pub struct Server {
     notify: Option<notify::Notify>,
     /// Requests served on connections already closed (for the status's request rate).
     served_closed: u64,
+    /// The TLS configuration new handshakes use (when some host has a certificate).
+    tls: Option<crate::tls::Tls>,
+    /// Certificate files watched for renewal (`None` without TLS or inotify).
+    cert_watch: Option<certs::Watch>,
+    /// When a changed certificate is read again (changes are gathered for a moment, as
+    /// certbot replaces a certificate and its key one after the other).
+    cert_reload_at: Option<Millis>,
 }
 
 /// Binds or adopts every listener (see [`listen::bind`]). Called first, before anything else
 /// can fail slowly, so that "address in use" is reported at once.
-pub fn bind(cfg: &Config, sd: &mut Activation) -> io::Result<Vec<(ListenAddr, TcpListener)>> {
-    listen::bind(&cfg.listen, cfg.reuse_port, sd)
+pub fn bind(cfg: &Config, sd: &mut Activation) -> io::Result<Vec<Bound>> {
+    bind_all(cfg, &cfg.listen, &cfg.listen_tls, sd)
+}
+
+/// A bound listener: its entry, its socket, and whether it serves HTTPS.
+pub type Bound = (ListenAddr, TcpListener, bool);
+
+fn bind_all(
+    cfg: &Config,
+    plain: &[crate::config::Listen],
+    tls: &[crate::config::Listen],
+    sd: &mut Activation,
+) -> io::Result<Vec<Bound>> {
+    // Plain first, then TLS; a passed socket named in both lists is refused by the
+    // second (each is adopted once).
+    let mut out: Vec<Bound> = listen::bind(plain, cfg.reuse_port, sd)?
+        .into_iter()
+        .map(|(a, s)| (a, s, false))
+        .collect();
+    out.extend(
+        listen::bind(tls, cfg.reuse_port, sd)?
+            .into_iter()
+            .map(|(a, s)| (a, s, true)),
+    );
+    Ok(out)
+}
+
+/// The port plain-HTTP redirects to `https://` name: the first TLS listener's (none: 443).
+fn https_port(listeners: &[Bound]) -> u16 {
+    listeners
+        .iter()
+        .find(|l| l.2)
+        .and_then(|l| l.1.local_addr().ok())
+        .map_or(443, |a| a.port())
 }
 
 fn unix_now() -> i64 {
@@ -183,13 +243,11 @@ fn build_poll(handler: &Handler<RealFs>) -> io::Result<(Poll, sys::signal::Signa
 impl Server {
     /// A server for `cfg` on `listeners` (from [`bind`], each with the entry it came from);
     /// `activation` keeps what systemd passed for reloads.
-    pub fn new(
-        cfg: &Config,
-        listeners: Vec<(ListenAddr, TcpListener)>,
-        activation: Activation,
-    ) -> io::Result<Server> {
+    pub fn new(cfg: &Config, listeners: Vec<Bound>, activation: Activation) -> io::Result<Server> {
         let nofile = sys::rlimit::raise_nofile().unwrap_or(1024);
-        let handler = build_handler(cfg, nofile)?;
+        let mut handler = build_handler(cfg, nofile)?;
+        let tls = crate::tls::Tls::new(cfg, handler.router.names()).map_err(io::Error::other)?;
+        handler.set_https_port(https_port(&listeners));
         let (poll, signals) = build_poll(&handler)?;
         let lim = cfg.limits.clone();
         let mut server = Server {
@@ -217,10 +275,14 @@ impl Server {
             reloader: None,
             notify: None,
             served_closed: 0,
+            cert_watch: None,
+            cert_reload_at: None,
+            tls,
         };
-        for (addr, l) in listeners {
-            server.add_listener(addr, l)?;
+        for (addr, l, tls) in listeners {
+            server.add_listener(addr, l, tls)?;
         }
+        server.watch_certs(cfg);
         Ok(server)
     }
 
@@ -230,7 +292,7 @@ impl Server {
         self.reloader = Some(f);
     }
 
-    fn add_listener(&mut self, addr: ListenAddr, mut l: TcpListener) -> io::Result<()> {
+    fn add_listener(&mut self, addr: ListenAddr, mut l: TcpListener, tls: bool) -> io::Result<()> {
         let entry = self.listeners.vacant_entry();
         if entry.key() + FIRST_LISTENER >= CONN_BASE {
             return Err(io::Error::other("too many listeners"));
@@ -240,7 +302,7 @@ impl Server {
             Token(FIRST_LISTENER + entry.key()),
             Interest::READABLE,
         )?;
-        entry.insert(Listener { addr, sock: l });
+        entry.insert(Listener { addr, sock: l, tls });
         Ok(())
     }
 
@@ -280,10 +342,11 @@ impl Server {
         }
     }
 
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+    /// Each listener's address and whether it serves HTTPS.
+    pub fn local_addrs(&self) -> Vec<(SocketAddr, bool)> {
         self.listeners
             .iter()
-            .filter_map(|(_, l)| l.sock.local_addr().ok())
+            .filter_map(|(_, l)| l.sock.local_addr().ok().map(|a| (a, l.tls)))
             .collect()
     }
 
@@ -315,11 +378,18 @@ impl Server {
             if events.iter().any(|e| e.token() == NOTIFY) {
                 self.handler.fs.on_notify();
             }
+            if events.iter().any(|e| e.token() == CERTS) {
+                self.on_cert_event(now);
+            }
+            if self.cert_reload_at.is_some_and(|t| now >= t) {
+                self.cert_reload_at = None;
+                self.reload_certs();
+            }
             let base = CONN_BASE;
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
-                    NOTIFY => {}
+                    NOTIFY | CERTS => {}
                     Token(t) if t < base => self.accept_pending = true,
                     Token(t) => {
                         let key = t - base;
@@ -374,6 +444,9 @@ impl Server {
         if let Some(d) = self.shutdown_deadline {
             wake = wake.min(d);
         }
+        if let Some(t) = self.cert_reload_at {
+            wake = wake.min(t);
+        }
         Some(Duration::from_millis(wake.saturating_sub(now)))
     }
 
@@ -382,14 +455,24 @@ impl Server {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        let turn = drive(
-            &mut slot.conn,
-            &mut slot.sock,
-            &mut self.handler,
-            &mut self.pool,
-            &self.lim,
-            now,
-        );
+        let turn = match &mut slot.sock {
+            Stream::Plain(sock) => drive(
+                &mut slot.conn,
+                sock,
+                &mut self.handler,
+                &mut self.pool,
+                &self.lim,
+                now,
+            ),
+            Stream::Tls(sock) => drive(
+                &mut slot.conn,
+                &mut **sock,
+                &mut self.handler,
+                &mut self.pool,
+                &self.lim,
+                now,
+            ),
+        };
         if turn != Turn::Close && !slot.registered {
             // Edge-triggered registration reports readiness that exists at this moment, so
             // nothing that arrived since the last read is missed.
@@ -398,7 +481,7 @@ impl Server {
             if self
                 .poll
                 .registry()
-                .register(&mut slot.sock, token, interest)
+                .register(slot.sock.tcp(), token, interest)
                 .is_err()
             {
                 slot.conn.on_io_error();
@@ -414,7 +497,13 @@ impl Server {
     }
 
     fn remove(&mut self, key: usize) {
-        let slot = self.conns.remove(key);
+        let mut slot = self.conns.remove(key);
+        if let (Stream::Tls(t), Some(r)) = (&mut slot.sock, slot.conn.close_reason()) {
+            use crate::conn::CloseReason as R;
+            if matches!(r, R::Done | R::Shutdown | R::IdleTimeout | R::LingerTimeout) {
+                t.close_notify();
+            }
+        }
         self.served_closed += u64::from(slot.conn.served());
         if let Some(reason) = slot.conn.close_reason() {
             use crate::conn::Service;
@@ -482,7 +571,10 @@ impl Server {
                     return true;
                 }
                 match self.listeners[i].sock.accept() {
-                    Ok((sock, peer)) => self.add(sock, peer, now),
+                    Ok((sock, peer)) => {
+                        let tls = self.listeners[i].tls;
+                        self.add(sock, peer, now, tls)
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e)
                         if matches!(
@@ -509,9 +601,18 @@ impl Server {
         false
     }
 
-    fn add(&mut self, sock: TcpStream, peer: SocketAddr, now: Millis) {
+    fn add(&mut self, sock: TcpStream, peer: SocketAddr, now: Millis, tls: bool) {
         // Mapped once here, so every later use of the peer sees the plain IPv4 form.
         let conn = Conn::new(crate::conn::peer_ip(peer), now, &self.lim);
+        let sock = match (tls, &self.tls) {
+            (false, _) => Stream::Plain(sock),
+            (true, Some(t)) => match TlsStream::new(sock, &t.config, &t.names) {
+                Ok(s) => Stream::Tls(Box::new(s)),
+                Err(_) => return,
+            },
+            // No certificate (the configuration refuses that): nothing to serve.
+            (true, None) => return,
+        };
         let key = self.conns.insert(Slot {
             conn,
             sock,

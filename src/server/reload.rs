@@ -6,10 +6,8 @@
 //! is refused while the reload runs. SIGUSR1 only reopens the logs.
 use std::io::{self, Write};
 
-use mio::net::TcpListener;
-
 use super::{build_router, open_access_logs, Server};
-use crate::config::{Config, ListenAddr};
+use crate::config::Config;
 use crate::log::{AccessLog, ErrorLog, Level};
 
 /// Everything a new configuration needs that can fail, made ready before the swap.
@@ -17,7 +15,16 @@ struct Prepared {
     router: crate::handler::Router,
     access_logs: Vec<AccessLog>,
     error_log: ErrorLog,
-    bound: Vec<(ListenAddr, TcpListener)>,
+    bound: Vec<super::Bound>,
+    /// The new TLS configuration, certificates read (`None`: no host has one).
+    tls: Option<TlsNext>,
+}
+
+enum TlsNext {
+    /// The first certificates (TLS was off).
+    New(crate::tls::Tls),
+    /// New certificates for the existing session state.
+    Config(std::sync::Arc<rustls::ServerConfig>),
 }
 
 impl Server {
@@ -37,6 +44,8 @@ impl Server {
     fn try_reload(&mut self) -> bool {
         let Some(load) = &self.reloader else {
             self.reopen_logs();
+            // Without a file the certificates are still read again (a renewal).
+            self.reload_certs();
             return true;
         };
         self.handler
@@ -92,13 +101,26 @@ impl Server {
         };
         // Entries already open (adopted sd: sockets too) keep their socket; only new ones
         // are bound or adopted.
-        let fresh: Vec<_> = cfg
-            .listen
-            .iter()
-            .filter(|a| !self.listeners.iter().any(|(_, l)| l.addr == a.addr))
-            .cloned()
-            .collect();
-        let bound = match super::listen::bind(&fresh, cfg.reuse_port, &mut self.activation) {
+        let tls = match self.prepare_tls(cfg, &router) {
+            Ok(t) => t,
+            Err(e) => {
+                undo(self);
+                return Err(io::Error::other(e));
+            }
+        };
+        let fresh = |list: &[crate::config::Listen], tls: bool| -> Vec<_> {
+            list.iter()
+                .filter(|a| {
+                    !self
+                        .listeners
+                        .iter()
+                        .any(|(_, l)| l.addr == a.addr && l.tls == tls)
+                })
+                .cloned()
+                .collect()
+        };
+        let (plain, secure) = (fresh(&cfg.listen, false), fresh(&cfg.listen_tls, true));
+        let bound = match super::bind_all(cfg, &plain, &secure, &mut self.activation) {
             Ok(b) => b,
             Err(e) => {
                 undo(self);
@@ -110,10 +132,30 @@ impl Server {
             access_logs,
             error_log,
             bound,
+            tls,
         })
     }
 
+    /// Reads the certificates of `cfg` for the names of `router`.
+    fn prepare_tls(
+        &self,
+        cfg: &Config,
+        router: &crate::handler::Router,
+    ) -> Result<Option<TlsNext>, String> {
+        if crate::tls::pairs(cfg).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(match &self.tls {
+            Some(t) => TlsNext::Config(t.build(cfg, router.names())?),
+            None => match crate::tls::Tls::new(cfg, router.names())? {
+                Some(t) => TlsNext::New(t),
+                None => return Ok(None),
+            },
+        }))
+    }
+
     fn swap(&mut self, cfg: &Config, p: Prepared) {
+        let names = p.router.names();
         let h = &mut self.handler;
         h.set_router(p.router);
         let keep = h.router.roots();
@@ -127,10 +169,24 @@ impl Server {
         self.max_conns = cfg.max_connections;
         self.shutdown_grace = cfg.shutdown_timeout;
 
+        match p.tls {
+            Some(TlsNext::New(t)) => self.tls = Some(t),
+            Some(TlsNext::Config(c)) => {
+                if let Some(t) = &mut self.tls {
+                    t.install(c, names);
+                }
+            }
+            // No certificate any more: TLS listeners are gone too (the config says so).
+            None => self.tls = None,
+        }
+        self.rehost_tls();
         let gone: Vec<usize> = self
             .listeners
             .iter()
-            .filter(|(_, l)| !cfg.listen.iter().any(|c| c.addr == l.addr))
+            .filter(|(_, l)| {
+                let list = if l.tls { &cfg.listen_tls } else { &cfg.listen };
+                !list.iter().any(|c| c.addr == l.addr)
+            })
             .map(|(k, _)| k)
             .collect();
         for key in gone {
@@ -144,15 +200,16 @@ impl Server {
                 .log(Level::Info, format_args!("stopped listening on {at}"));
         }
         let mut out = io::stdout().lock();
-        for (addr, sock) in p.bound {
+        for (addr, sock, tls) in p.bound {
             let at = sock
                 .local_addr()
                 .map_or(addr.to_string(), |a| a.to_string());
-            match self.add_listener(addr, sock) {
+            let scheme = if tls { "https" } else { "http" };
+            match self.add_listener(addr, sock, tls) {
                 Ok(()) => {
-                    let _ = writeln!(out, "listening on http://{at}");
+                    let _ = writeln!(out, "listening on {scheme}://{at}");
                     self.handler
-                        .log(Level::Info, format_args!("listening on http://{at}"));
+                        .log(Level::Info, format_args!("listening on {scheme}://{at}"));
                 }
                 Err(e) => self
                     .handler
@@ -160,6 +217,16 @@ impl Server {
             }
         }
         let _ = out.flush();
+        let port = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.tls)
+            .filter_map(|(_, l)| l.sock.local_addr().ok())
+            .map(|a| a.port())
+            .next()
+            .unwrap_or(443);
+        self.handler.set_https_port(port);
+        self.watch_certs(cfg);
         self.accept_pending = true;
         self.handler
             .log(Level::Info, format_args!("configuration reloaded"));
