@@ -11,7 +11,9 @@ use crate::handler::{Handler, Router, Site};
 use crate::http::{body, conditional, date, negotiate, path, range, request, HttpError};
 
 mod route;
+mod tls_harness;
 pub use route::{find_model, route, Found, SEGS};
+pub use tls_harness::tls;
 
 /// Deterministic pseudo-random numbers from the input's first bytes (xorshift64).
 struct Rng(u64);

@@ -51,3 +51,8 @@ fn headers() {
 fn route() {
     replay("route", tern::fuzzing::route);
 }
+
+#[test]
+fn tls() {
+    replay("tls", tern::fuzzing::tls);
+}

@@ -15,6 +15,7 @@ pub(super) fn to_toml(cfg: &Config) -> String {
     w.push_str("# tern: the effective configuration (file, flags and built-in defaults)\n");
     let listen: Vec<String> = cfg.listen.iter().map(|a| quote(&a.to_string())).collect();
     line(&mut w, "listen", &format!("[{}]", listen.join(", ")));
+    line(&mut w, "reuse_port", &cfg.reuse_port.to_string());
     let tls: Vec<String> = cfg
         .listen_tls
         .iter()
@@ -26,7 +27,6 @@ pub(super) fn to_toml(cfg: &Config) -> String {
         "tls_min_version",
         &quote(cfg.tls.min_version.as_str()),
     );
-    line(&mut w, "reuse_port", &cfg.reuse_port.to_string());
     let l = &cfg.limits;
     for (k, ms) in [
         ("header_timeout", l.header_timeout),

@@ -177,7 +177,8 @@ fn unknown_keys() {
     assert!(
         e.starts_with(
             "tern.toml:5:5: unknown key \"indx\" in [vhost.\"example.com\"]; expected one of \
-             aliases, root, default, access_log, log_format, route, index, listing,"
+             aliases, root, default, tls_cert, tls_key, redirect_to_https, hsts, access_log, \
+             log_format, route, index, listing,"
         ),
         "{e}"
     );

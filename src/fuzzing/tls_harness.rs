@@ -1,0 +1,201 @@
+//! The TLS-fronted connection (harness 7): rustls's server side in a [`TlsStream`] over an in-memory
+//! socket, with [`Conn`] and the real handler behind it (what `tern` runs on a TLS
+//! listener). The first byte picks how the rest is fed:
+//! - even: as raw bytes from the network, in chunks (ClientHellos, garbage, plain HTTP):
+//!   no panic, and the connection ends once the input ends and time passes;
+//! - odd: as plaintext through a real rustls client that first completes a handshake with
+//!   the server (certificates in `src/fuzzing/tls/`): every byte the server sends must be
+//!   valid TLS to the client, and what it decrypts must be well-formed responses, in the
+//!   order the requests were answered.
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, ServerConfig};
+
+use super::{check_responses, site, Recorder};
+use crate::conn::io::{drive, Turn};
+use crate::conn::memsock::MemSocket;
+use crate::conn::transport::TlsStream;
+use crate::conn::{Conn, Limits, Pool};
+use crate::handler::route::HostNames;
+use crate::handler::{Handler, Router, Site};
+
+const CA: &[u8] = include_bytes!("tls/ca.pem");
+const CERT: &[u8] = include_bytes!("tls/cert.pem");
+const KEY: &[u8] = include_bytes!("tls/key.pem");
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+    thread_local! {
+        static CFG: (Arc<ServerConfig>, Arc<ClientConfig>) = {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(CERT)
+                .collect::<Result<_, _>>()
+                .expect("fuzz certificate");
+            let key = PrivateKeyDer::from_pem_slice(KEY).expect("fuzz key");
+            let mut server = ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .expect("server config");
+            server.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_slice(CA).expect("fuzz CA"))
+                .expect("root");
+            let client = ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            (Arc::new(server), Arc::new(client))
+        };
+    }
+    CFG.with(|c| (Arc::clone(&c.0), Arc::clone(&c.1)))
+}
+
+struct Rig {
+    conn: Conn,
+    sock: TlsStream<MemSocket>,
+    svc: Recorder,
+    pool: Pool,
+    lim: Limits,
+    now: u64,
+}
+
+impl Rig {
+    fn run(&mut self) {
+        for _ in 0..10_000 {
+            self.conn.set_readable();
+            self.conn.set_writable();
+            let t = drive(
+                &mut self.conn,
+                &mut self.sock,
+                &mut self.svc,
+                &mut self.pool,
+                &self.lim,
+                self.now,
+            );
+            if t != Turn::Again {
+                return;
+            }
+        }
+        panic!("a TLS connection never settles");
+    }
+
+    /// The peer stops sending and time passes: the connection must end.
+    fn finish(&mut self) {
+        self.sock.get_mut().eof = true;
+        self.conn.set_read_closed();
+        self.run();
+        for _ in 0..4 {
+            if self.conn.is_closed() {
+                break;
+            }
+            self.now += 60_000;
+            self.conn.on_timeout(self.now, &mut self.svc, &self.lim);
+            self.run();
+        }
+        assert!(
+            self.conn.is_closed(),
+            "TLS connection still open in {:?}",
+            self.conn.phase()
+        );
+    }
+}
+
+pub fn tls(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (server, client) = configs();
+    let lim = Limits {
+        max_head: 2048,
+        out_high_water: 4096,
+        requests_per_turn: 4,
+        write_budget: 8192,
+        ..Limits::default()
+    };
+    let handler = Handler::new(
+        site(),
+        Router::single(Site::default()),
+        Some("tern"),
+        1_700_000_000,
+    );
+    let names = Arc::new(HostNames::default());
+    let mut rig = Rig {
+        conn: Conn::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, &lim),
+        sock: TlsStream::new(MemSocket::new(), &server, &names).expect("server connection"),
+        svc: Recorder {
+            inner: handler,
+            expected: Vec::new(),
+        },
+        pool: Pool::new(512, 2),
+        lim,
+        now: 0,
+    };
+    let step = 1 + usize::from(mode >> 1) % 97;
+    if mode & 1 == 0 {
+        for chunk in rest.chunks(step) {
+            rig.sock.get_mut().push(chunk);
+            rig.run();
+            if rig.conn.is_closed() {
+                return;
+            }
+        }
+        return rig.finish();
+    }
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut cl = ClientConnection::new(client, name).expect("client");
+    let mut plain = Vec::new();
+    // Moves bytes both ways until neither side has anything to say.
+    let pump = |rig: &mut Rig, cl: &mut ClientConnection, plain: &mut Vec<u8>| {
+        for _ in 0..64 {
+            let mut wire = Vec::new();
+            while cl.wants_write() {
+                cl.write_tls(&mut wire).expect("client writes");
+            }
+            if !wire.is_empty() {
+                rig.sock.get_mut().push(&wire);
+            }
+            rig.run();
+            let out = std::mem::take(&mut rig.sock.get_mut().output);
+            let mut at = &out[..];
+            while !at.is_empty() {
+                cl.read_tls(&mut at).expect("client reads");
+                cl.process_new_packets()
+                    .expect("everything the server sends is valid TLS");
+            }
+            let mut buf = [0u8; 4096];
+            loop {
+                match cl.reader().read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => plain.extend_from_slice(&buf[..n]),
+                    Err(_) => break,
+                }
+            }
+            if wire.is_empty() && out.is_empty() {
+                return;
+            }
+        }
+    };
+    pump(&mut rig, &mut cl, &mut plain);
+    assert!(!cl.is_handshaking(), "the handshake completes");
+    for chunk in rest.chunks(step) {
+        if rig.conn.is_closed() {
+            break;
+        }
+        cl.writer().write_all(chunk).expect("client buffers");
+        pump(&mut rig, &mut cl, &mut plain);
+        check_responses(&plain, &rig.svc.expected, false);
+    }
+    rig.finish();
+    pump(&mut rig, &mut cl, &mut plain);
+    check_responses(&plain, &rig.svc.expected, false);
+}
