@@ -3,7 +3,7 @@ CARGO ?= cargo
 PORT ?= 8080
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build release test deps check fmt clippy unit bench bench-micro bench-load bench-instr fuzz soak clean
+.PHONY: run build release test deps check fmt clippy unit bench bench-micro bench-load bench-instr fuzz soak clean tls-scan
 
 run: release
 	./target/release/tern --listen 127.0.0.1:$(PORT) --access-log - examples/site
@@ -35,6 +35,10 @@ unit:
 
 # Benchmarks (not part of `make test`): criterion micro-benchmarks, then the load comparison
 # with nginx, lighttpd and h2o (benches/load.sh; BENCH_SECONDS, BENCH_ROUNDS, BENCH_ONLY).
+# sslscan against a TLS listener with a fresh certificate: protocols, ciphers, renegotiation.
+tls-scan:
+	cargo test --test tls sslscan -- --nocapture
+
 bench: bench-micro bench-load
 
 bench-micro:

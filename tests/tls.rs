@@ -948,3 +948,40 @@ fn load_tools_over_https_have_no_failures() {
     let ab = tool("ab", &["-q", "-f", "TLS1.3", "-n", "200", "-c", "4", &url]);
     assert!(ab.contains("Failed requests:        0"), "{ab}");
 }
+
+#[test]
+fn sslscan_finds_no_old_protocol_weak_cipher_or_renegotiation() {
+    let (site, _ca, cert) = setup();
+    let t = Tern::simple(&site.root(), &cert, &[]);
+    let out = tool("sslscan", &["--no-colour", &t.https.to_string()]);
+    for line in [
+        "SSLv2     disabled",
+        "SSLv3     disabled",
+        "TLSv1.0   disabled",
+        "TLSv1.1   disabled",
+        "TLSv1.2   enabled",
+        "TLSv1.3   enabled",
+        // rustls has no renegotiation at all (so no insecure one).
+        "Session renegotiation not supported",
+        "TLSv1.3 not vulnerable to heartbleed",
+    ] {
+        assert!(out.contains(line), "{line:?} missing in\n{out}");
+    }
+    assert!(!out.contains("Compression enabled"), "{out}");
+    let ciphers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("Preferred") || l.starts_with("Accepted"))
+        .collect();
+    assert!(ciphers.len() >= 4, "{out}");
+    for c in ciphers {
+        assert!(
+            c.contains("GCM") || c.contains("CHACHA20-POLY1305") || c.contains("CHACHA20_POLY1305"),
+            "not an AEAD suite: {c}"
+        );
+        assert!(!c.contains(" 112 bits") && !c.contains(" 56 bits"), "{c}");
+        assert!(
+            c.contains("Curve 25519") || c.contains("P-256") || c.contains("P-384"),
+            "{c}"
+        );
+    }
+}
