@@ -27,6 +27,19 @@ fn main() -> ExitCode {
     };
     match inv.mode {
         Mode::Check => {
+            // Certificates are read and matched against their keys, as at start.
+            let broken: Vec<String> = cfg
+                .hosts
+                .iter()
+                .filter_map(|h| h.cert.as_ref())
+                .filter_map(|p| tern::tls::load_pair(p).err())
+                .collect();
+            if !broken.is_empty() {
+                for e in &broken {
+                    eprintln!("tern: {e}");
+                }
+                return ExitCode::FAILURE;
+            }
             let name = inv.config.as_deref().unwrap_or(std::path::Path::new("-"));
             eprintln!("tern: configuration {} is ok", name.display());
             ExitCode::SUCCESS

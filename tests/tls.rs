@@ -374,6 +374,25 @@ fn a_key_that_does_not_match_is_refused_at_start() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not go with tls_cert"), "{err}");
+    // tern -t reads and matches the pair too.
+    let cfg = site.outside("mismatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen_tls = [\"127.0.0.1:0\"]\nroot = \"root\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert.0, other.1
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("-t")
+        .arg("-c")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not go with tls_cert"), "{err}");
     // listen_tls without any certificate: a configuration error.
     let out = Command::new(env!("CARGO_BIN_EXE_tern"))
         .args(["--listen-tls", "127.0.0.1:0"])
@@ -874,9 +893,18 @@ fn certificates_reload_on_renewal_and_sighup_keeping_old_on_error() {
         out
     };
     assert!(san(&t).contains("one.test"), "{}", san(&t));
-    // Renewal: new files in archive/, links re-pointed in live/.
+    // Renewal (new files in archive/, links re-pointed in live/) while h2load runs over
+    // HTTPS: not one request fails.
+    let url = format!("https://127.0.0.1:{}/a.txt", t.port());
+    let load = std::thread::spawn(move || {
+        tool("h2load", &["--h1", "-D", "2", "-c", "4", "-m", "2", &url])
+    });
+    std::thread::sleep(Duration::from_millis(500));
     certbot_link(&site, &two, 2);
     t.wait_log("certificates reloaded");
+    let h2 = load.join().unwrap();
+    assert!(h2.contains(" 0 failed, 0 errored, 0 timeout"), "{h2}");
+    assert!(!h2.contains("\nrequests: 0 total"), "{h2}");
     let start = Instant::now();
     while !san(&t).contains("two.test") && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(100));
@@ -983,5 +1011,44 @@ fn sslscan_finds_no_old_protocol_weak_cipher_or_renegotiation() {
             c.contains("Curve 25519") || c.contains("P-256") || c.contains("P-384"),
             "{c}"
         );
+    }
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_idle_tls_keep_alive_connection_is_small() {
+    // rustls keeps a 4 KiB read buffer and the session keys per connection; the queues it
+    // writes from are empty while idle, and tern's own buffers go back to the pool.
+    const N: usize = 400;
+    let (site, ca, cert) = setup();
+    let t = Tern::simple(&site.root(), &cert, &["--keepalive-timeout", "30s"]);
+    let req = b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut warm = tls_connect(&ca, t.https, "localhost");
+    warm.write_all(req).unwrap();
+    read_response(&mut warm, false).unwrap();
+    drop(warm);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kb(t.child.id());
+    let mut conns = Vec::with_capacity(N);
+    for _ in 0..N {
+        let mut s = tls_connect(&ca, t.https, "localhost");
+        s.write_all(req).unwrap();
+        assert_eq!(read_response(&mut s, false).unwrap().status, 200);
+        conns.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = rss_kb(t.child.id());
+    let per = (after.saturating_sub(before) * 1024) / N as u64;
+    eprintln!("idle TLS connection: {per} bytes of server RSS each ({N} connections)");
+    assert!(per < 16 * 1024, "{per} bytes per idle TLS connection");
+    // They are all still served.
+    for s in conns.iter_mut().take(10) {
+        s.write_all(req).unwrap();
+        assert_eq!(read_response(s, false).unwrap().status, 200);
     }
 }

@@ -27,12 +27,12 @@ enum LevelArg {
 }
 /// tern: a small, fast, secure static HTTP server.
 ///
-/// Serves ROOT over HTTP/1.0 and 1.1 on one thread. Prints `listening on http://ADDR:PORT`
-/// for each listener once it is ready. With -c FILE, settings come from a TOML file; a flag
+/// Serves ROOT over HTTP/1.0 and 1.1, and HTTPS (--listen-tls), on one thread. Prints
+/// `listening on http://ADDR:PORT` (or `https://`) for each listener once it is ready. With -c FILE, settings come from a TOML file; a flag
 /// given on the command line overrides the file's value (a repeated flag such as --listen
 /// replaces the file's list), and relative paths in the file are relative to its directory.
 /// SIGTERM or SIGINT: finish responses in flight, then exit 0. SIGHUP: read the
-/// configuration file again (keeping the flags) and reopen log files. SIGUSR1: reopen log
+/// configuration file again (keeping the flags), the certificates, and reopen log files. SIGUSR1: reopen log
 /// files.
 #[derive(Parser, Debug)]
 #[command(name = "tern", version, about, long_about)]
