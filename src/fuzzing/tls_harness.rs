@@ -199,3 +199,120 @@ pub fn tls(data: &[u8]) {
     pump(&mut rig, &mut cl, &mut plain);
     check_responses(&plain, &rig.svc.expected, false);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rig() -> Rig {
+        let (server, _) = configs();
+        let lim = Limits::default();
+        let handler = Handler::new(site(), Router::single(Site::default()), None, 1_700_000_000);
+        Rig {
+            conn: Conn::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, &lim),
+            sock: TlsStream::new(MemSocket::new(), &server, &Arc::new(HostNames::default()))
+                .expect("server connection"),
+            svc: Recorder {
+                inner: handler,
+                expected: Vec::new(),
+            },
+            pool: Pool::new(4096, 2),
+            lim,
+            now: 0,
+        }
+    }
+
+    /// Moves bytes between the client and the server until both are quiet; returns the
+    /// plaintext the client received.
+    fn pump(rig: &mut Rig, cl: &mut ClientConnection) -> Vec<u8> {
+        let mut plain = Vec::new();
+        for _ in 0..16 {
+            let mut wire = Vec::new();
+            while cl.wants_write() {
+                cl.write_tls(&mut wire).unwrap();
+            }
+            if !wire.is_empty() {
+                rig.sock.get_mut().push(&wire);
+            }
+            rig.run();
+            let out = std::mem::take(&mut rig.sock.get_mut().output);
+            let mut at = &out[..];
+            while !at.is_empty() {
+                cl.read_tls(&mut at).unwrap();
+                cl.process_new_packets().unwrap();
+            }
+            let _ = cl.reader().read_to_end(&mut plain);
+            if wire.is_empty() && out.is_empty() {
+                break;
+            }
+        }
+        plain
+    }
+
+    #[test]
+    fn pipelined_responses_over_tls_leave_in_one_write_of_records() {
+        let mut rig = rig();
+        let (_, client) = configs();
+        let mut cl =
+            ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
+        pump(&mut rig, &mut cl);
+        assert!(!cl.is_handshaking());
+        let sends = rig.sock.get_ref().sends;
+        let req = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n".repeat(16);
+        cl.writer().write_all(&req).unwrap();
+        let plain = pump(&mut rig, &mut cl);
+        assert_eq!(
+            plain.windows(6).filter(|w| w == b"hello\n").count(),
+            16,
+            "{}",
+            String::from_utf8_lossy(&plain)
+        );
+        // Sixteen cached small bodies and their heads: one writev of TLS records.
+        assert_eq!(rig.sock.get_ref().sends - sends, 1);
+    }
+
+    #[test]
+    fn a_stalled_reader_holds_back_output_until_writable() {
+        let mut rig = rig();
+        let (_, client) = configs();
+        let mut cl =
+            ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
+        pump(&mut rig, &mut cl);
+        // The socket takes nothing: the response waits in rustls, the connection waits.
+        rig.sock.get_mut().write_room = Some(0);
+        cl.writer()
+            .write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut wire = Vec::new();
+        while cl.wants_write() {
+            cl.write_tls(&mut wire).unwrap();
+        }
+        rig.sock.get_mut().push(&wire);
+        rig.run();
+        assert!(rig.sock.get_ref().output.is_empty());
+        assert!(!rig.conn.is_closed(), "closed with the response unsent");
+        assert!(crate::conn::io::Socket::has_pending(&rig.sock));
+        // Room again: the response, then close_notify (a lingering close follows).
+        rig.sock.get_mut().write_room = None;
+        let plain = pump(&mut rig, &mut cl);
+        assert!(
+            plain.ends_with(b"hello\n"),
+            "{}",
+            String::from_utf8_lossy(&plain)
+        );
+        assert!(matches!(
+            rig.conn.phase(),
+            crate::conn::Phase::Linger | crate::conn::Phase::Closed(_)
+        ));
+        let mut one = [0u8; 1];
+        assert_eq!(
+            cl.reader().read(&mut one).unwrap(),
+            0,
+            "close_notify received"
+        );
+        assert!(
+            rig.sock.get_ref().shut_write,
+            "then the TCP write side is shut"
+        );
+    }
+}

@@ -329,6 +329,7 @@ impl<F: Fs> Handler<F> {
                     return None;
                 }
                 self.hsts_host = None;
+                self.use_site(self.router.default, None);
                 ex.persist.keep_alive &= !ex.req.has_body();
                 Some(self.error(out, 421, ex.persist, b""))
             }

@@ -355,3 +355,74 @@ fn routes() {
         assert!(e.starts_with(want), "{text}\n got: {e}\nwant: {want}");
     }
 }
+
+#[test]
+fn tls_keys_inherit_validate_and_round_trip() {
+    use crate::config::TlsVersion;
+    let d = Dir::new();
+    for f in ["c.pem", "k.pem", "a.pem", "ak.pem"] {
+        d.write(f, "PEM");
+    }
+    let text = "root = \"site\"\nlisten_tls = [\"127.0.0.1:8443\", \"sd:https\"]\n\
+                tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_min_version = \"1.3\"\n\
+                redirect_to_https = true\nhsts = \"max-age=60\"\n\
+                [vhost.\"a.test\"]\nroot = \"site\"\ntls_cert = \"a.pem\"\ntls_key = \"ak.pem\"\nhsts = \"\"\n\
+                [vhost.\"b.test\"]\nroot = \"site\"\nredirect_to_https = false\n";
+    let c = d.load(text);
+    assert_eq!(c.listen_tls.len(), 2);
+    assert_eq!(c.tls.min_version, TlsVersion::V13);
+    let top = &c.hosts[0];
+    assert_eq!(top.cert.as_ref().unwrap().cert, d.path("c.pem"));
+    assert!(top.https.redirect);
+    assert_eq!(top.https.hsts.as_deref(), Some("max-age=60"));
+    let (a, b) = (&c.hosts[1], &c.hosts[2]);
+    assert_eq!(a.cert.as_ref().unwrap().key, d.path("ak.pem"));
+    assert!(a.https.redirect, "inherited");
+    assert_eq!(a.https.hsts, None, "turned off");
+    assert!(b.cert.is_none());
+    assert!(!b.https.redirect);
+    assert_eq!(b.https.hsts.as_deref(), Some("max-age=60"));
+    let printed = crate::config::to_toml(&c);
+    let again = d.load(&printed);
+    assert_eq!(crate::config::to_toml(&again), printed);
+    let flags = d
+        .load_with(
+            "root = \"site\"\n",
+            &[
+                "--listen-tls",
+                "127.0.0.1:0",
+                "--tls-cert",
+                d.path("c.pem").to_str().unwrap(),
+                "--tls-key",
+                d.path("k.pem").to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    assert_eq!(flags.listen_tls.len(), 1);
+    assert!(flags.hosts[0].cert.is_some());
+
+    for (text, want) in [
+        ("tls_cert = \"c.pem\"\n", "tern.toml:1:12: tls_cert is set without tls_key"),
+        ("tls_key = \"k.pem\"\n", "tern.toml:1:11: tls_key is set without tls_cert"),
+        (
+            "tls_cert = \"nope.pem\"\ntls_key = \"k.pem\"\n",
+            "tern.toml:1:12: tls_cert \"nope.pem\": no such file",
+        ),
+        (
+            "tls_min_version = \"1.1\"\n",
+            "tern.toml:1:19: tls_min_version \"1.1\": expected \"1.2\" or \"1.3\"",
+        ),
+        ("listen_tls = [\"127.0.0.1:8443\"]\n", "listen_tls needs a certificate"),
+        ("redirect_to_https = true\n", "redirect_to_https needs an HTTPS listener"),
+        ("listen_tls = [\"nowhere\"]\n", "tern.toml:1:15: listen_tls \"nowhere\": not an address"),
+        ("hsts = \"a\\u0001\"\n", "tern.toml:1:8: hsts: "),
+        (
+            "listen = [\"127.0.0.1:8443\"]\nlisten_tls = [\"127.0.0.1:8443\"]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+            "127.0.0.1:8443 is in both listen and listen_tls",
+        ),
+    ] {
+        let e = d.errors(&format!("root = \"site\"\n{text}")).join("\n");
+        let e = e.replace("tern.toml:2:", "tern.toml:1:");
+        assert!(e.contains(want), "{text}: {e}");
+    }
+}
