@@ -121,7 +121,7 @@ pub enum Phase {
     /// `Draining`, where input that was never read is known to follow (a body not read, a
     /// head that could not be parsed): the close lingers even if the socket shows nothing
     /// more yet. (Two unit variants rather than a `linger` field keep `Phase` one byte and
-    /// an idle `Conn` at 48.)
+    /// an idle `Conn` at 56 with its `Transport`.)
     DrainingToLinger,
     /// Our side is shut down; input is read and dropped until EOF or the deadline, so the
     /// client sees our last response rather than a reset (lighttpd's lingering close).

@@ -603,6 +603,7 @@ fn an_idle_connection_is_small() {
     // The per-connection cost of 10,000 idle keep-alive clients is this struct (plus the
     // socket and its 4-byte descriptor in the server's slab slot).
     let size = std::mem::size_of::<Conn>();
+    eprintln!("Conn: {size} bytes");
     assert!(size <= 64, "Conn grew to {size} bytes");
 }
 
