@@ -1052,3 +1052,65 @@ fn an_idle_tls_keep_alive_connection_is_small() {
         assert_eq!(read_response(s, false).unwrap().status, 200);
     }
 }
+
+#[test]
+fn listen_tls_adopts_a_socket_systemd_passed() {
+    let (site, ca, cert) = setup();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (p1, p2) = (free(), free());
+    let log = site.outside("sd-error.log");
+    let mut child = Command::new("systemd-socket-activate")
+        .args([
+            "-l",
+            &format!("127.0.0.1:{p1}"),
+            "-l",
+            &format!("127.0.0.1:{p2}"),
+        ])
+        .arg("--fdname=http:https")
+        .arg(env!("CARGO_BIN_EXE_tern"))
+        .args([
+            "--listen",
+            "sd:http",
+            "--listen-tls",
+            "sd:https",
+            "--tls-cert",
+        ])
+        .arg(&cert.0)
+        .arg("--tls-key")
+        .arg(&cert.1)
+        .arg("--error-log")
+        .arg(&log)
+        .arg(site.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate is installed (package systemd, in .ci/deps)");
+    // The tool starts tern on the first connection; curl waits in the backlog meanwhile.
+    let start = Instant::now();
+    let (code, body) = loop {
+        let r = curl_sni(&ca, "localhost", p2, "/a.txt", &[]);
+        if r.0 == 0 || start.elapsed() > Duration::from_secs(5) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = child.stdout.take().unwrap();
+    let lines = [read_line(&mut out), read_line(&mut out)];
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    assert_eq!((code, &body[..]), (0, &b"hello\n"[..]));
+    assert_eq!(
+        lines,
+        [
+            format!("listening on http://127.0.0.1:{p1}"),
+            format!("listening on https://127.0.0.1:{p2}")
+        ]
+    );
+}
