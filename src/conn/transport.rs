@@ -45,9 +45,18 @@ thread_local! {
 /// A socket as rustls reads and writes it.
 struct Raw<'a, K>(&'a mut K);
 
-impl<K: Socket> Read for Raw<'_, K> {
+/// A socket as rustls reads it, noting a short read (the socket is then drained until its
+/// next event, as the plain driver trusts; this saves the `EAGAIN` read per request).
+struct RawRead<'a, K> {
+    sock: &'a mut K,
+    short: bool,
+}
+
+impl<K: Socket> Read for RawRead<'_, K> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+        let n = self.sock.read(buf)?;
+        self.short = n > 0 && n < buf.len();
+        Ok(n)
     }
 }
 
@@ -73,8 +82,11 @@ pub struct TlsStream<K> {
     fresh: bool,
     /// The socket returned EOF.
     eof: bool,
-    /// The last read found the socket empty (`EAGAIN`), not just a TLS record boundary.
+    /// The last read found the socket empty (`EAGAIN` or a short read), not just a TLS
+    /// record boundary.
     drained: bool,
+    /// The socket read of this call was short: do not read it again before its next event.
+    short: bool,
     /// `shutdown(SHUT_WR)` waits for the output (close_notify last) to be flushed.
     shut_pending: bool,
 }
@@ -93,6 +105,7 @@ impl<K: Socket> TlsStream<K> {
             fresh: true,
             eof: false,
             drained: false,
+            short: false,
             shut_pending: false,
         })
     }
@@ -153,6 +166,7 @@ impl<K: Socket> TlsStream<K> {
             Err(e) => return Err(e),
         };
         self.fresh = false;
+        self.short = n < buf.len();
         if buf[0].is_ascii_uppercase() {
             // `GET / HTTP/1.1`: the 400 page in clear text, then close.
             let page = plain_http_response();
@@ -199,9 +213,13 @@ impl<K: Socket> TlsStream<K> {
             };
         }
         loop {
-            match self.tls.read_tls(&mut Raw(&mut self.sock)) {
+            let mut raw = RawRead {
+                sock: &mut self.sock,
+                short: false,
+            };
+            match self.tls.read_tls(&mut raw) {
                 Ok(0) => self.eof = true,
-                Ok(_) => {}
+                Ok(_) => self.short = raw.short,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -220,6 +238,7 @@ impl<K: Socket> Socket for TlsStream<K> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut n = 0;
         self.drained = false;
+        self.short = false;
         loop {
             match self.tls.reader().read(&mut buf[n..]) {
                 // close_notify: a clean end of input.
@@ -238,6 +257,14 @@ impl<K: Socket> Socket for TlsStream<K> {
             }
             if self.eof {
                 return Ok(n);
+            }
+            if self.short {
+                self.drained = true;
+                return if n > 0 {
+                    Ok(n)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
             }
             match self.read_more() {
                 Ok(true) => {}

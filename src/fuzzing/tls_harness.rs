@@ -272,6 +272,40 @@ mod tests {
     }
 
     #[test]
+    fn a_keep_alive_request_over_tls_costs_one_read_and_one_write() {
+        let mut rig = rig();
+        let (_, client) = configs();
+        let mut cl =
+            ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
+        pump(&mut rig, &mut cl);
+        for _ in 0..3 {
+            let (reads, sends) = (rig.sock.get_ref().reads, rig.sock.get_ref().sends);
+            cl.writer()
+                .write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut wire = Vec::new();
+            cl.write_tls(&mut wire).unwrap();
+            rig.sock.get_mut().push(&wire);
+            // One readiness event.
+            rig.conn.set_readable();
+            let t = drive(
+                &mut rig.conn,
+                &mut rig.sock,
+                &mut rig.svc,
+                &mut rig.pool,
+                &rig.lim,
+                0,
+            );
+            assert_eq!(t, Turn::Wait);
+            // A short read is trusted, as on plain sockets: no EAGAIN read after it.
+            assert_eq!(rig.sock.get_ref().reads - reads, 1);
+            assert_eq!(rig.sock.get_ref().sends - sends, 1);
+            let plain = pump(&mut rig, &mut cl);
+            assert!(plain.ends_with(b"hello\n"));
+        }
+    }
+
+    #[test]
     fn a_stalled_reader_holds_back_output_until_writable() {
         let mut rig = rig();
         let (_, client) = configs();
