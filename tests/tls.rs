@@ -687,6 +687,8 @@ fn semantics_are_the_same_over_https() {
     let css = pattern(5000, 9);
     site.file("s.css", &css);
     site.file("s.css.gz", b"GZIPPED");
+    // Cached in memory (under 64 KiB): eight pipelined make one large batch to encrypt.
+    site.file("m.bin", &pattern(60_000, 11));
     let t = Tern::simple(&site.root(), &cert, &[]);
     let both = |req: &[u8]| -> (Vec<u8>, Vec<u8>) {
         let plain = {
@@ -721,6 +723,17 @@ fn semantics_are_the_same_over_https() {
             })
             .collect()
     };
+    let eight = [
+        b"GET /m.bin HTTP/1.1\r\nHost: x\r\n\r\n".repeat(7),
+        b"GET /m.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    // Twice: the first fills the cache.
+    for _ in 0..2 {
+        let (p, s) = both(&eight);
+        assert_eq!(parse_responses(&s).len(), 8);
+        assert_eq!(strip_date(&p), strip_date(&s));
+    }
     let cases: &[&[u8]] = &[
         b"GET /p.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=100-199\r\nConnection: close\r\n\r\n",
         b"GET /p.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9,500-599\r\nConnection: close\r\n\r\n",

@@ -23,6 +23,8 @@ use crate::handler::route::HostNames;
 
 /// File bytes encrypted per "sendfile" call: a few full TLS records.
 const FILE_SLICE: usize = 64 * 1024;
+/// Memory bytes encrypted before the socket is asked to take them.
+const SEND_SLICE: usize = 256 * 1024;
 
 /// The page a client that sent plain HTTP to the TLS port gets, in clear text (nginx
 /// says the same with its `497`, shown as 400).
@@ -286,11 +288,30 @@ impl<K: Socket> Socket for TlsStream<K> {
         if !self.flush()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        // rustls fills records across the slices (a batch of pipelined responses becomes
-        // as few records as its size allows) and queues them; they leave in one writev.
-        let n = self.tls.writer().write_vectored(bufs)?;
-        self.flush()?;
-        Ok(n)
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total <= SEND_SLICE {
+            // rustls fills records across the slices (a batch of pipelined responses
+            // becomes as few records as its size allows); they leave in one writev.
+            let n = self.tls.writer().write_vectored(bufs)?;
+            self.flush()?;
+            return Ok(n);
+        }
+        // Large bodies: encrypted a slice at a time, only while the socket takes the
+        // records (memory stays bounded; a short count means the socket is full).
+        let mut done = 0;
+        for b in bufs {
+            let mut at = 0;
+            while at < b.len() {
+                let end = (at + SEND_SLICE).min(b.len());
+                let k = self.tls.writer().write(&b[at..end])?;
+                at += k;
+                done += k;
+                if !self.flush()? || k == 0 {
+                    return Ok(done);
+                }
+            }
+        }
+        Ok(done)
     }
 
     fn sendfile(&mut self, file: &File, offset: &mut u64, len: usize) -> io::Result<usize> {

@@ -203,6 +203,7 @@ pub fn tls(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::IoSlice;
 
     fn rig() -> Rig {
         let (server, _) = configs();
@@ -303,6 +304,24 @@ mod tests {
             let plain = pump(&mut rig, &mut cl);
             assert!(plain.ends_with(b"hello\n"));
         }
+    }
+
+    #[test]
+    fn a_large_send_encrypts_only_what_the_socket_takes() {
+        use crate::conn::io::Socket;
+        let mut rig = rig();
+        let (_, client) = configs();
+        let mut cl =
+            ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
+        pump(&mut rig, &mut cl);
+        let big = vec![7u8; 4 << 20];
+        rig.sock.get_mut().write_room = Some(300_000);
+        let n = rig.sock.send(&[IoSlice::new(&big)], false).unwrap();
+        // Slices go in while the socket takes their records: about the room plus one slice,
+        // not the whole 4 MiB.
+        assert!(n > 0 && n <= 300_000 + 256 * 1024, "{n}");
+        assert!(rig.sock.has_pending());
+        assert!(rig.sock.send(&[IoSlice::new(&big[n..])], false).is_err());
     }
 
     #[test]
