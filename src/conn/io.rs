@@ -78,6 +78,13 @@ pub fn drive<K: Socket, S: Service>(
             // Transport output with no response behind it (handshake, alert, ticket,
             // close_notify): flush it without counting it as the response's.
             match sock.flush() {
+                Ok(true) if conn.take_tx_pending() => {
+                    // The last records of a response just left: it is written now.
+                    conn.on_written(now, lim);
+                    if conn.on_drained(now, lim) && sock.shutdown_write().is_err() {
+                        conn.on_io_error();
+                    }
+                }
                 Ok(true) => {}
                 Ok(false) => conn.on_write_blocked(),
                 Err(_) => conn.on_io_error(),
@@ -87,12 +94,21 @@ pub fn drive<K: Socket, S: Service>(
         if conn.wants_write() {
             match write_out(conn, sock, &mut write_budget, now, lim) {
                 Ok(Wrote::Drained) => {
+                    if K::BUFFERED {
+                        conn.take_tx_pending();
+                    }
                     if conn.on_drained(now, lim) && sock.shutdown_write().is_err() {
                         conn.on_io_error();
                     }
                     continue;
                 }
-                Ok(Wrote::Blocked) => conn.on_write_blocked(),
+                Ok(Wrote::Blocked) => {
+                    if K::BUFFERED && !conn.has_output() {
+                        // Handed over, not yet written: the send deadline still applies.
+                        conn.set_tx_pending(now, lim);
+                    }
+                    conn.on_write_blocked();
+                }
                 Ok(Wrote::Budget) => break Turn::Again,
                 Err(Failure::Truncated) => {
                     conn.file_truncated();

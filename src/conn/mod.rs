@@ -309,6 +309,9 @@ const WRITE_READY: u8 = 2;
 const EOF: u8 = 4;
 /// The peer's FIN was reported (EPOLLRDHUP): reads go on until they return 0.
 const HUP: u8 = 8;
+/// The transport (TLS) still holds records of a response the queue has handed over, the
+/// socket being full: the send deadline applies, and the connection is not idle.
+const TX_PENDING: u8 = 16;
 
 pub struct Conn {
     phase: Phase,
@@ -401,7 +404,7 @@ impl Conn {
 
     /// When the connection next needs attention if nothing happens.
     pub fn deadline(&self) -> Millis {
-        if self.has_output() {
+        if self.has_output() || self.is_ready(TX_PENDING) {
             self.t_send
         } else {
             self.t_input
@@ -794,7 +797,7 @@ impl Conn {
         if now < self.deadline() {
             return;
         }
-        if self.has_output() {
+        if self.has_output() || self.is_ready(TX_PENDING) {
             return self.close(CloseReason::SendTimeout);
         }
         match self.phase {
@@ -819,14 +822,33 @@ impl Conn {
     /// Graceful shutdown: idle connections close now, busy ones after their current response.
     pub fn begin_shutdown(&mut self) {
         self.shutting_down = true;
-        if self.phase == Phase::ReadHead && self.input_len() == 0 && !self.has_output() {
+        if self.is_idle() {
             self.close(CloseReason::Shutdown);
         }
     }
 
     /// Whether the connection is between requests with nothing in flight.
     pub fn is_idle(&self) -> bool {
-        self.phase == Phase::ReadHead && self.input_len() == 0 && !self.has_output()
+        self.phase == Phase::ReadHead
+            && self.input_len() == 0
+            && !self.has_output()
+            && !self.is_ready(TX_PENDING)
+    }
+
+    /// The queue is empty but the transport could not write all of the response yet.
+    pub fn set_tx_pending(&mut self, now: Millis, lim: &Limits) {
+        if !self.is_ready(TX_PENDING) {
+            self.ready |= TX_PENDING;
+            self.t_send = now + lim.send_timeout;
+        }
+    }
+
+    /// The transport wrote what it held; returns whether it held a response's records
+    /// (the response is then only now fully written).
+    pub fn take_tx_pending(&mut self) -> bool {
+        let was = self.is_ready(TX_PENDING);
+        self.ready &= !TX_PENDING;
+        was
     }
 
     /// The output queue, if buffers are held (for the driver).

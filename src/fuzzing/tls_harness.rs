@@ -325,6 +325,42 @@ mod tests {
     }
 
     #[test]
+    fn records_held_for_a_full_socket_keep_the_send_deadline() {
+        let mut rig = rig();
+        let (_, client) = configs();
+        let mut cl =
+            ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
+        pump(&mut rig, &mut cl);
+        rig.sock.get_mut().write_room = Some(0);
+        rig.now = 1_000;
+        cl.writer()
+            .write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut wire = Vec::new();
+        cl.write_tls(&mut wire).unwrap();
+        rig.sock.get_mut().push(&wire);
+        rig.run();
+        // The queue is empty (all handed to rustls) but nothing left: not idle, and the
+        // deadline is the send timeout, not the (expired) head timer.
+        assert!(!rig.conn.has_output());
+        assert!(!rig.conn.is_idle());
+        assert_eq!(rig.conn.deadline(), 1_000 + rig.lim.send_timeout);
+        rig.now = 1_000 + rig.lim.keepalive_timeout + rig.lim.header_timeout;
+        rig.conn.on_timeout(rig.now, &mut rig.svc, &rig.lim);
+        assert!(
+            !rig.conn.is_closed(),
+            "cut off while its response was still leaving"
+        );
+        // The reader wakes up: the response completes, and the connection is kept alive
+        // and idle again.
+        rig.sock.get_mut().write_room = None;
+        let plain = pump(&mut rig, &mut cl);
+        assert!(plain.ends_with(b"hello\n"));
+        assert!(rig.conn.is_idle());
+        assert_eq!(rig.conn.deadline(), rig.now + rig.lim.keepalive_timeout);
+    }
+
+    #[test]
     fn a_stalled_reader_holds_back_output_until_writable() {
         let mut rig = rig();
         let (_, client) = configs();
