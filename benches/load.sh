@@ -55,6 +55,10 @@ new-conn|ab|a new connection per request (HTTP/1.0, no keep-alive), 32 concurren
 ka-16k|wrk|keep-alive, 16 KiB file, 64 connections|wrk -t1 -c64 /16k.bin
 ka-1m|wrk|keep-alive, 1 MiB file, 16 connections|wrk -t1 -c16 /1m.bin
 big-100m|wrk|one 100 MiB download at a time, repeated|wrk -t1 -c1 /100m.bin
+tls-ka-1k|wrk|HTTPS keep-alive, 1 KiB file, 64 connections (TLS 1.3, X25519, ECDSA P-256)|wrk -t1 -c64 https:// /1k.bin
+tls-new|ab|HTTPS, a new connection per request: one full TLS 1.3 handshake each, 32 concurrent|ab -f TLS1.3 -r -c32 -t S https:// /1k.bin
+tls-resume|stime|HTTPS, a new connection per request, each resuming a session (TLS 1.3 ticket), 8 clients|openssl s_time -reuse -www /1k.bin, 8 at once
+tls-100m|wrk|HTTPS, one 100 MiB download at a time, repeated|wrk -t1 -c1 https:// /100m.bin
 idle-10k|idle|idle keep-alive connections after one request each: server RSS growth|benches/idle_conns.rs
 syscalls|strace|system calls per request, keep-alive 1 KiB, under strace -c -f|ab -k -c64 -n N /1k.bin
 allocs|allocs|heap allocations per request, keep-alive 1 KiB (tern --features alloc-count)|ab -k -c64 -n N /1k.bin
@@ -108,6 +112,9 @@ install_missing() {
     command -v nginx >/dev/null || need+=(nginx)
     command -v lighttpd >/dev/null || need+=(lighttpd)
     command -v h2o >/dev/null || need+=(h2o)
+    # lighttpd's TLS module (the HTTPS scenarios).
+    [ -e /usr/lib/lighttpd/mod_openssl.so ] || need+=(lighttpd-mod-openssl)
+    command -v openssl >/dev/null || need+=(openssl)
     command -v strace >/dev/null || need+=(strace)
     command -v curl >/dev/null || need+=(curl)
     command -v taskset >/dev/null || need+=(util-linux)
@@ -182,7 +189,7 @@ ANCHORS=()
 for s in "${SERVERS[@]}"; do
     case $s in tern | floor) ;; *) ANCHORS+=("$s") ;; esac
 done
-for t in wrk ab curl taskset; do
+for t in wrk ab curl taskset openssl; do
     command -v "$t" >/dev/null || { log "load.sh: $t is required"; exit 1; }
 done
 
@@ -256,6 +263,13 @@ for ((i = 0; i < 1000; i++)); do
     printf '%0511d\n' "$i" >"$f"
 done
 chmod -R a+rX "$ROOT"
+
+# One certificate for every server's HTTPS listener: ECDSA P-256, self-signed.
+CERT="$RUN/cert.pem" KEY="$RUN/key.pem"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$KEY" -out "$CERT" 2>/dev/null
+chmod 644 "$CERT" "$KEY"
 
 # wrk scripts: each ends with the same done() that prints one line for this script to read.
 cat >"$RUN/done.lua" <<'EOF'
@@ -338,6 +352,16 @@ http {
         listen 127.0.0.1:$port;
         root $ROOT;
     }
+    server {
+        listen 127.0.0.1:$TLS_PORT ssl;
+        root $ROOT;
+        ssl_certificate $CERT;
+        ssl_certificate_key $KEY;
+        ssl_protocols TLSv1.3;
+        ssl_ecdh_curve X25519;
+        ssl_session_tickets on;
+        ssl_session_cache shared:SSL:10m;
+    }
 }
 EOF
         } >"$dir/nginx.conf"
@@ -354,6 +378,13 @@ server.max-connections = $((NOFILE / 2))
 server.max-keep-alive-requests = 1000000
 server.errorlog = "$dir/error.log"
 mimetype.assign = (".bin" => "application/octet-stream")
+server.modules += ("mod_openssl")
+\$SERVER["socket"] == "127.0.0.1:$TLS_PORT" {
+    ssl.engine = "enable"
+    ssl.pemfile = "$CERT"
+    ssl.privkey = "$KEY"
+    ssl.openssl.ssl-conf-cmd = ("MinProtocol" => "TLSv1.3", "Groups" => "X25519")
+}
 EOF
         ;;
     h2o)
@@ -372,6 +403,17 @@ hosts:
     paths:
       /:
         file.dir: $ROOT
+  "127.0.0.1:$TLS_PORT":
+    listen:
+      host: 127.0.0.1
+      port: $TLS_PORT
+      ssl:
+        certificate-file: $CERT
+        key-file: $KEY
+        minimum-version: TLSv1.3
+    paths:
+      /:
+        file.dir: $ROOT
 EOF
         } >"$dir/h2o.conf"
         ;;
@@ -382,6 +424,9 @@ start_server() {
     local name=$1 bin=${2:-$TERN}
     shift $(($# > 1 ? 2 : 1))
     SRV_PORT=$(next_port)
+    # (next_port runs in a subshell: its PORT_SEQ step is lost, so the TLS port is looked for
+    # further on.)
+    TLS_PORT=$(PORT_SEQ=$((PORT_SEQ + 500)) && next_port)
     SRV_DIR="$RUN/srv/$name-$PORT_SEQ"
     mkdir -p "$SRV_DIR"
     write_config "$name" "$SRV_DIR" "$SRV_PORT"
@@ -393,7 +438,8 @@ start_server() {
             "${pin[@]}" "$bin" -l "127.0.0.1:$SRV_PORT" --max-requests 1000000 --error-log "$SRV_DIR/error.log" "$@" "$ROOT" \
                 >"$SRV_DIR/out.log" 2>"$SRV_DIR/stderr.log" &
         else
-            "${pin[@]}" "$bin" -l "127.0.0.1:$SRV_PORT" --max-requests 1000000 "$@" "$ROOT" >"$SRV_DIR/out.log" 2>"$SRV_DIR/error.log" &
+            "${pin[@]}" "$bin" -l "127.0.0.1:$SRV_PORT" --listen-tls "127.0.0.1:$TLS_PORT" --tls-cert "$CERT" --tls-key "$KEY" \
+                --max-requests 1000000 "$@" "$ROOT" >"$SRV_DIR/out.log" 2>"$SRV_DIR/error.log" &
         fi
         ;;
     nginx) "${pin[@]}" nginx -e "$SRV_DIR/error.log" -p "$SRV_DIR" -c "$SRV_DIR/nginx.conf" >"$SRV_DIR/out.log" 2>&1 & ;;
@@ -480,7 +526,7 @@ client() { taskset -c "$CLIENT_CPU" "$@"; }
 run_wrk() { # CONNS PATH SCRIPT SECONDS LOGNAME
     local conns=$1 path=$2 script=$3 secs=$4 logf="$OUT/logs/$5.log" line
     client timeout $((secs + 60)) wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s -s "$RUN/$script" \
-        "http://127.0.0.1:$SRV_PORT$path" >"$logf" 2>&1 || true
+        "$BASE_URL$path" >"$logf" 2>&1 || true
     line=$(grep '^WRK_RESULT' "$logf" || true)
     if [ -z "$line" ]; then
         R_REQ=0 R_BYTES=0 R_SECS=0 R_ERR=-1
@@ -508,12 +554,44 @@ run_ab() { # LOGNAME ARGS... (ab's own arguments, URL last)
     R_ERR=$(awk '/^Failed requests:/ {n += $3} /^Non-2xx responses:/ {n += $3} END {print n + 0}' "$logf")
 }
 
+# 8 `openssl s_time -reuse` clients at once for SECONDS: every connection must resume (s_time
+# prints r for a resumed one); one that did not counts as an error.
+run_stime() { # LOGNAME SECONDS
+    local logf="$OUT/logs/$1.log" secs=$2 i pids=()
+    for ((i = 0; i < 8; i++)); do
+        client timeout $((secs + 30)) openssl s_time -connect "127.0.0.1:$TLS_PORT" -reuse \
+            -time "$secs" -www /1k.bin >"$logf.$i" 2>&1 &
+        pids+=($!)
+    done
+    wait "${pids[@]}" 2>/dev/null || true
+    R_REQ=0 R_BYTES=0 R_ERR=0 R_SECS=$secs
+    for ((i = 0; i < 8; i++)); do
+        local n b new t
+        n=$(awk '/connections in .* real seconds/ {print $1}' "$logf.$i" | tail -1)
+        b=$(awk '/bytes read per connection/ {print $(NF-4)}' "$logf.$i" | tail -1)
+        if [ -z "$n" ]; then
+            R_ERR=$((R_ERR + 1))
+            continue
+        fi
+        # Connections that did not resume: any progress mark other than r.
+        new=$(sed -n '/^starting/,/connections in/p' "$logf.$i" |
+            grep -v -e '^starting' -e 'connections in' | tr -d 'r\n' | wc -c)
+        t=$(awk '/connections in .* real seconds/ {print $4}' "$logf.$i" | tail -1)
+        [ "${t:-0}" -gt "$R_SECS" ] && R_SECS=$t
+        R_REQ=$((R_REQ + n)) R_BYTES=$((R_BYTES + n * ${b:-0})) R_ERR=$((R_ERR + new))
+        cat "$logf.$i" >>"$logf"
+        rm -f "$logf.$i"
+    done
+    [ "$R_REQ" -gt 0 ]
+}
+
 # ---------------------------------------------------------------------------------------------
 # Scenarios: run_SCENARIO-kind SCENARIO SERVER ROUND, with the server already started.
 
 throughput_run() { # SCENARIO SERVER ROUND
     local sc=$1 srv=$2 round=$3 tag="$1.$2.r$3" t0 t1
-    local conns path script tool=wrk
+    local conns path script tool=wrk ab_tls=()
+    BASE_URL="http://127.0.0.1:$SRV_PORT"
     case $sc in
     ka-1k-64) conns=64 path=/1k.bin script=plain.lua ;;
     ka-1k-1000) conns=1000 path=/1k.bin script=plain.lua ;;
@@ -523,13 +601,19 @@ throughput_run() { # SCENARIO SERVER ROUND
     ka-1m) conns=16 path=/1m.bin script=plain.lua ;;
     big-100m) conns=1 path=/100m.bin script=plain.lua ;;
     new-conn) tool=ab ;;
+    tls-ka-1k) conns=64 path=/1k.bin script=plain.lua BASE_URL="https://127.0.0.1:$TLS_PORT" ;;
+    tls-100m) conns=1 path=/100m.bin script=plain.lua BASE_URL="https://127.0.0.1:$TLS_PORT" ;;
+    tls-new) tool=ab ab_tls=(-f TLS1.3) BASE_URL="https://127.0.0.1:$TLS_PORT" ;;
+    tls-resume) tool=stime ;;
     esac
-    local url="http://127.0.0.1:$SRV_PORT/1k.bin"
+    local url="$BASE_URL/1k.bin"
     if [ "$WARMUP" != 0 ]; then
         if [ $tool = wrk ]; then
             run_wrk "$conns" "$path" "$script" "$WARMUP" "$tag.warmup" || true
+        elif [ $tool = stime ]; then
+            run_stime "$tag.warmup" "$WARMUP" || true
         else
-            run_ab "$tag.warmup" -c 32 -t "$WARMUP" -n 10000000 "$url" || true
+            run_ab "$tag.warmup" "${ab_tls[@]}" -c 32 -t "$WARMUP" -n 10000000 "$url" || true
         fi
     fi
     local s0 c0 s1 c1
@@ -537,8 +621,10 @@ throughput_run() { # SCENARIO SERVER ROUND
     s0=$(cpu_stat "$SERVER_CPU") c0=$(cpu_stat "$CLIENT_CPU")
     if [ $tool = wrk ]; then
         run_wrk "$conns" "$path" "$script" "$DURATION" "$tag" || true
+    elif [ $tool = stime ]; then
+        run_stime "$tag" "$DURATION" || true
     else
-        run_ab "$tag" -c 32 -t "$DURATION" -n 10000000 "$url" || true
+        run_ab "$tag" "${ab_tls[@]}" -c 32 -t "$DURATION" -n 10000000 "$url" || true
     fi
     t1=$(cpu_ticks "$SRV_WORKER" 2>/dev/null || echo "$t0")
     s1=$(cpu_stat "$SERVER_CPU") c1=$(cpu_stat "$CLIENT_CPU")
@@ -706,7 +792,7 @@ for sc in "${SCENARIOS[@]}"; do
                 continue
             fi
             case $kind in
-            wrk | ab) throughput_run "$sc" "$srv" "$round" ;;
+            wrk | ab | stime) throughput_run "$sc" "$srv" "$round" ;;
             idle) idle_run "$sc" "$srv" "$round" ;;
             strace) syscall_run "$sc" "$srv" "$round" ;;
             allocs) alloc_run "$sc" "$srv" "$round" ;;
@@ -819,6 +905,11 @@ version_of() {
     echo "The load generator is one wrk (or ab) thread on one CPU: near 100 % it caps req/s, and then"
     echo "CPU µs/req is the fairer comparison. tern keeps its default limit of 10,000 requests per"
     echo "connection (nginx and lighttpd are given 1,000,000); idle timeouts are each server's default."
+    echo "HTTPS (tls-*): every server has a second listener with the same ECDSA P-256 certificate,"
+    echo "TLS 1.3 (nginx, lighttpd and h2o are limited to it; tern offers 1.2 too, clients pick 1.3),"
+    echo "X25519, session tickets on; OpenSSL on the anchors, rustls with aws-lc-rs in tern. tls-new"
+    echo "is one full handshake per request (ab opens each connection afresh without resuming), so its"
+    echo "CPU µs/req is the server's CPU per full handshake plus one small response."
     if [[ " ${SERVERS[*]} " == *" floor "* ]]; then
         echo "floor (reference) is benches/floor.rs, not an anchor: the cheapest possible responder, one"
         echo "precomputed write of a same-sized response per request head, no parsing, no file. Its CPU per"
@@ -833,7 +924,7 @@ version_of() {
         echo "## $sc: ${DESC[$sc]}"
         echo
         case $kind in
-        wrk | ab)
+        wrk | ab | stime)
             [ "$kind" = wrk ] && cmd="${cmd/wrk /wrk -d${DURATION}s }"
             echo "\`$cmd\`"
             echo
