@@ -868,6 +868,15 @@ fn redirect_to_https_keeps_acme_on_http_and_hsts_only_over_https() {
     let r = read_response(&mut s, false).unwrap();
     assert_eq!(r.status, 404);
     assert_eq!(r.count("Strict-Transport-Security"), 1);
+    // Right after, plain-HTTP answers given before any host is chosen carry none.
+    for req in [
+        "BREW / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    ] {
+        let r = get(t.http, req);
+        assert_eq!(r.header("Strict-Transport-Security"), None, "{req}");
+    }
 }
 
 /// certbot's layout: live/NAME/{fullchain,privkey}.pem -> ../../archive/NAME/*N.pem.

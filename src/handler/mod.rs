@@ -390,13 +390,22 @@ impl<F: Fs> Handler<F> {
         let target = ex.req.target.get(ex.head);
         match ex.req.method {
             Method::Get | Method::Head => {}
+            // These are answered before the host is known: no HSTS line is left over from
+            // an earlier request.
             Method::Other => {
+                self.hsts_host = None;
                 ex.persist.keep_alive &= !ex.req.has_body();
                 return self.error(out, 501, ex.persist, b"");
             }
-            Method::Options if target == b"*" => return self.options(out, ex.persist),
+            Method::Options if target == b"*" => {
+                self.hsts_host = None;
+                return self.options(out, ex.persist);
+            }
             // CONNECT names an authority, not a path of any host: nothing to route.
-            Method::Connect => return self.not_allowed(out, ex.persist),
+            Method::Connect => {
+                self.hsts_host = None;
+                return self.not_allowed(out, ex.persist);
+            }
             _ => {}
         }
         if let Some(root) = self.router.plain {
