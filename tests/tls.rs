@@ -1143,3 +1143,68 @@ fn listen_tls_adopts_a_socket_systemd_passed() {
         ]
     );
 }
+
+#[test]
+fn a_reload_adds_https_and_a_bad_certificate_keeps_it() {
+    let (site, ca, cert) = setup();
+    let cfg = site.outside("reload.toml");
+    let plain = "listen = [\"127.0.0.1:0\"]\nroot = \"root\"\n";
+    std::fs::write(&cfg, plain).unwrap();
+    let log = site.outside("reload-error.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("-c")
+        .arg(&cfg)
+        .arg("--error-log")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let first = read_line(&mut out);
+    assert!(first.starts_with("listening on http://"), "{first}");
+    let with_tls = format!(
+        "{plain}listen_tls = [\"127.0.0.1:0\"]\ntls_cert = {:?}\ntls_key = {:?}\n",
+        cert.0, cert.1
+    );
+    std::fs::write(&cfg, &with_tls).unwrap();
+    let hup = |child: &Child| {
+        Command::new("kill")
+            .arg("-HUP")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+    };
+    hup(&child);
+    let line = read_line(&mut out);
+    let addr: SocketAddr = line
+        .strip_prefix("listening on https://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    let (code, body) = curl_sni(&ca, "localhost", addr.port(), "/a.txt", &[]);
+    // A reload with a key that does not match: refused whole, HTTPS goes on.
+    let other = ca.leaf("other", &["other.test"]);
+    std::fs::write(
+        &cfg,
+        format!(
+            "{plain}listen_tls = [\"127.0.0.1:0\"]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert.0, other.1
+        ),
+    )
+    .unwrap();
+    hup(&child);
+    let start = Instant::now();
+    let mut text = String::new();
+    while !text.contains("reload failed") && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    let again = curl_sni(&ca, "localhost", addr.port(), "/a.txt", &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!((code, &body[..]), (0, &b"hello\n"[..]));
+    assert!(text.contains("does not go with tls_cert"), "{text}");
+    assert_eq!(again, (0, b"hello\n".to_vec()));
+}
