@@ -302,6 +302,14 @@ fn https_beside_http_with_and_without_sni() {
         .unwrap();
     let r = read_response(&mut s, true).unwrap();
     assert_eq!(r.header("Content-Length"), Some("4"));
+    // A graceful close ends with close_notify: a clean EOF, not a truncation.
+    s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut s, false).unwrap().status, 200);
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)
+        .expect("close_notify before the TCP close (rustls reports a bare close as an error)");
+    assert!(rest.is_empty());
 }
 
 #[test]
