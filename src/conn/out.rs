@@ -155,6 +155,7 @@ impl Out {
     }
 
     /// Records that `n` bytes from the front were written.
+    #[inline(always)]
     pub fn advance(&mut self, mut n: usize) {
         self.queued -= n as u64;
         while n > 0 {
