@@ -575,6 +575,11 @@ fn plain_http_to_the_tls_port_gets_a_clear_400() {
     assert!(String::from_utf8_lossy(&r[0].body)
         .contains("plain HTTP request was sent to an HTTPS port"));
     assert_eq!(r[0].header("Connection"), Some("close"));
+    let log = t.wait_log("TLS: plain HTTP request sent to an HTTPS port");
+    assert!(
+        log.contains("TLS: plain HTTP request sent to an HTTPS port"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -588,6 +593,8 @@ fn garbage_gets_a_tls_alert() {
         .unwrap();
     let out = common::read_to_close(&mut s);
     assert_eq!(out.first(), Some(&0x15), "an alert record: {out:?}");
+    let log = t.wait_log(": TLS: ");
+    assert!(log.contains(": TLS: "), "the failure is logged: {log}");
     // A record of an unknown content type.
     let mut s = TcpStream::connect(t.https).unwrap();
     s.set_read_timeout(Some(TIMEOUT)).unwrap();

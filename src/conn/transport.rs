@@ -91,6 +91,8 @@ pub struct TlsStream<K> {
     short: bool,
     /// `shutdown(SHUT_WR)` waits for the output (close_notify last) to be flushed.
     shut_pending: bool,
+    /// Why TLS failed (for the error log when the connection closes).
+    failed: Option<String>,
 }
 
 impl<K: Socket> TlsStream<K> {
@@ -109,6 +111,7 @@ impl<K: Socket> TlsStream<K> {
             drained: false,
             short: false,
             shut_pending: false,
+            failed: None,
         })
     }
 
@@ -147,6 +150,12 @@ impl<K: Socket> TlsStream<K> {
         Transport::Tls { sni }
     }
 
+    /// Why TLS failed on this connection, if it did (a handshake or record error, or plain
+    /// HTTP on the TLS port).
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
     /// Best effort on a graceful close: close_notify, written if the socket takes it now.
     pub fn close_notify(&mut self) {
         if !self.tls.is_handshaking() {
@@ -174,6 +183,7 @@ impl<K: Socket> TlsStream<K> {
             let page = plain_http_response();
             let _ = self.sock.send(&[IoSlice::new(page.as_bytes())], false);
             let _ = self.sock.shutdown_write();
+            self.failed = Some("plain HTTP request sent to an HTTPS port".into());
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "plain HTTP request sent to an HTTPS port",
@@ -201,6 +211,7 @@ impl<K: Socket> TlsStream<K> {
             }
             Err(e) => {
                 let _ = self.flush();
+                self.failed = Some(e.to_string());
                 Err(io::Error::new(io::ErrorKind::InvalidData, e))
             }
         }

@@ -503,6 +503,12 @@ impl Server {
             if matches!(r, R::Done | R::Shutdown | R::IdleTimeout | R::LingerTimeout) {
                 t.close_notify();
             }
+            if let Some(why) = t.failure() {
+                // As nginx logs failed handshakes: at info, the client's doing.
+                let peer = slot.conn.peer();
+                self.handler
+                    .log(Level::Info, format_args!("{peer}: TLS: {why}"));
+            }
         }
         self.served_closed += u64::from(slot.conn.served());
         if let Some(reason) = slot.conn.close_reason() {
