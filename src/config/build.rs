@@ -185,6 +185,7 @@ pub(super) fn build(
     let failed = !e.list.is_empty();
     let cfg = Config {
         source: source.map(Path::to_path_buf),
+        config_paths: Vec::new(),
         listen,
         reuse_port: ov.reuse_port.or(top.reuse_port).unwrap_or(false),
         limits,
