@@ -7,6 +7,7 @@
 //! - [`fs`]: the document root (contained opens, inotify-invalidated cache).
 //! - [`handler`]: requests to responses (files, directories, errors, logs).
 //! - [`server`]: the mio event loop; [`config`] builds its settings from the command line.
+//! - [`sandbox`]: the Landlock rules the process puts itself under once set up.
 #![deny(unsafe_code)]
 
 pub mod config;
@@ -17,6 +18,7 @@ pub mod fuzzing;
 pub mod handler;
 pub mod http;
 pub mod log;
+pub mod sandbox;
 pub mod server;
 #[allow(unsafe_code)]
 pub mod sys;

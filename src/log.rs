@@ -43,17 +43,40 @@ enum Sink {
 struct Writer {
     target: LogTarget,
     sink: Sink,
+    /// A file's directory and name, opened with it: reopening goes through them when the
+    /// path is out of reach (inside a chroot, the path outside it no longer resolves).
+    dir: Option<(std::sync::Arc<std::os::fd::OwnedFd>, std::ffi::CString)>,
     buf: Vec<u8>,
 }
 
 impl Writer {
     fn open(target: LogTarget) -> io::Result<Writer> {
         let sink = Writer::sink(&target)?;
+        let dir = match &target {
+            LogTarget::File(p) => Writer::dir_of(p),
+            _ => None,
+        };
         Ok(Writer {
             target,
             sink,
+            dir,
             buf: Vec::with_capacity(FLUSH_AT + 4096),
         })
+    }
+
+    /// The directory of `p`, open, and `p`'s name in it (`None` if either is unusable: the
+    /// log is then reopened by path only).
+    fn dir_of(
+        p: &std::path::Path,
+    ) -> Option<(std::sync::Arc<std::os::fd::OwnedFd>, std::ffi::CString)> {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(p.file_name()?.as_bytes()).ok()?;
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        let fd = crate::sys::fs::open_dir(dir).ok()?;
+        Some((std::sync::Arc::new(fd), name))
     }
 
     fn sink(target: &LogTarget) -> io::Result<Sink> {
@@ -92,6 +115,7 @@ impl Writer {
             (Sink::File(f), true) => Some(f.try_clone().map(|f| Writer {
                 target: target.clone(),
                 sink: Sink::File(f),
+                dir: self.dir.clone(),
                 buf: Vec::with_capacity(FLUSH_AT + 4096),
             })),
             _ => None,
@@ -117,9 +141,21 @@ impl Writer {
         }
     }
 
+    /// Reopens by path (as nginx does: after a rotation, a new file); when the path cannot
+    /// be opened, through the directory opened at start (after a chroot).
     fn reopen(&mut self) -> io::Result<()> {
+        use std::os::fd::AsFd;
         self.flush();
-        self.sink = Writer::sink(&self.target)?;
+        self.sink = match (Writer::sink(&self.target), &self.dir) {
+            (Ok(sink), _) => sink,
+            (Err(e), Some((dir, name))) => {
+                match crate::sys::fs::open_append_at(dir.as_fd(), name) {
+                    Ok(f) => Sink::File(f),
+                    Err(_) => return Err(e),
+                }
+            }
+            (Err(e), None) => return Err(e),
+        };
         Ok(())
     }
 }

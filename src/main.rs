@@ -58,6 +58,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Enforces the Landlock ruleset built before the chroot (none with `sandbox = false`) and
+/// logs what is enforced.
+fn sandbox(
+    prepared: Option<tern::sandbox::Prepared>,
+    server: &mut tern::server::Server,
+) -> std::io::Result<()> {
+    let Some(prepared) = prepared else {
+        server.log(Level::Info, format_args!("landlock: off (sandbox = false)"));
+        return Ok(());
+    };
+    for s in &prepared.skipped {
+        server.log(Level::Debug, format_args!("landlock: left out {s}"));
+    }
+    let outcome = prepared.enforce().map_err(std::io::Error::other)?;
+    let level = match outcome {
+        tern::sandbox::Outcome::Enforced { .. } => Level::Info,
+        tern::sandbox::Outcome::Unsupported => Level::Warn,
+    };
+    server.log(level, format_args!("{}", outcome.message()));
+    Ok(())
+}
+
 fn run(
     cfg: &config::Config,
     reloader: config::Reloader,
@@ -69,7 +91,8 @@ fn run(
     // Detach first: everything below runs in the daemon, whose errors still reach the
     // starting terminal's stderr, and whose readiness the waiting parent exits 0 on.
     let ready = if svc.daemon {
-        Some(process::daemonize()?)
+        // /dev/null now: neither an empty chroot nor the sandbox has it later.
+        Some((process::daemonize()?, process::open_null()?))
     } else {
         None
     };
@@ -83,12 +106,19 @@ fn run(
     // the privilege drop.
     let listeners = tern::server::bind(cfg, &mut activation)?;
     let drop_to = service::resolve(svc)?;
-    let mut server = match &svc.chroot {
-        // Roots name places inside the chroot; they are opened through it just before.
-        Some(dir) => {
-            tern::server::Server::new(&service::through(cfg, dir)?, listeners, activation)?
-        }
-        None => tern::server::Server::new(cfg, listeners, activation)?,
+    // Roots name places inside the chroot; they are opened through it just before.
+    let outside = match &svc.chroot {
+        Some(dir) => std::borrow::Cow::Owned(service::through(cfg, dir)?),
+        None => std::borrow::Cow::Borrowed(cfg),
+    };
+    let mut server = tern::server::Server::new(&outside, listeners, activation)?;
+    // The sandbox's rules hold inodes: built now, from outside the chroot, enforced last.
+    let prepared = match svc.sandbox {
+        true => Some(
+            tern::sandbox::prepare(&tern::sandbox::plan(&outside))
+                .map_err(std::io::Error::other)?,
+        ),
+        false => None,
     };
     if let Some(d) = &drop_to {
         server.chown_logs(d.uid, d.gid)?;
@@ -106,6 +136,8 @@ fn run(
         ),
         None => {}
     }
+    // Last of the set-up: from here the kernel refuses every open outside the plan.
+    sandbox(prepared, &mut server)?;
     // SIGHUP reads the file again with the same flags over it; without -c it only reopens
     // the logs (the flags cannot change).
     if reloader.path().is_some() {
@@ -125,7 +157,7 @@ fn run(
     if let Some(n) = notifier {
         server.set_notifier(n);
     }
-    if let Some(ready) = ready {
+    if let Some((ready, null)) = ready {
         // Relative paths (roots, logs, the pid file) are open: leave the starting directory
         // so it can be unmounted.
         std::env::set_current_dir("/")?;
@@ -134,7 +166,7 @@ fn run(
                 "tern: warning: the error log is stderr, /dev/null from now on; set error_log"
             );
         }
-        process::null_stdio()?;
+        process::null_stdio(&null)?;
         ready.ready()?;
     }
     server.run()

@@ -549,8 +549,8 @@ fn after_the_drop_a_reload_needing_root_is_refused_clearly_and_logs_still_reopen
 }
 
 #[test]
-fn in_a_chroot_logs_outside_it_stay_open_and_a_reload_says_what_it_cannot_read() {
-    if !is_root("in_a_chroot_logs_outside_it_stay_open_and_a_reload_says_what_it_cannot_read") {
+fn in_a_chroot_logs_outside_it_reopen_and_a_reload_says_what_it_cannot_read() {
+    if !is_root("in_a_chroot_logs_outside_it_reopen_and_a_reload_says_what_it_cannot_read") {
         return;
     }
     let (t, jail) = jail();
@@ -567,10 +567,11 @@ fn in_a_chroot_logs_outside_it_stay_open_and_a_reload_says_what_it_cannot_read()
     let log = t.path().join("error.log");
     let s = start_file(&conf, &log, &[]);
     assert_eq!(s.get("GET /a.txt HTTP/1.0\r\n\r\n").status, 200);
-    // The paths of the logs do not exist inside the chroot: the open files are kept.
+    // The paths of the logs do not resolve inside the chroot: they are reopened through
+    // their directories, opened at start.
     s.signal("USR1");
-    let text = s.wait_log(&["still writing to the files open before"]);
-    assert!(text.contains("[error] reopening logs: "), "{text}");
+    let text = s.wait_log(&["logs reopened"]);
+    assert!(!text.contains("reopening logs: "), "{text}");
     // The configuration file is outside the chroot too: the reload names it and keeps going.
     s.signal("HUP");
     let text = s.wait_log(&["still serving the old configuration"]);
@@ -591,6 +592,53 @@ fn in_a_chroot_logs_outside_it_stay_open_and_a_reload_says_what_it_cannot_read()
     }
     let lines = std::fs::read_to_string(&access).unwrap();
     assert_eq!(lines.matches("GET /a.txt").count(), 2, "{lines}");
+}
+
+#[test]
+fn in_a_chroot_a_rotated_log_is_reopened_through_its_directory() {
+    if !is_root("in_a_chroot_a_rotated_log_is_reopened_through_its_directory") {
+        return;
+    }
+    let (t, jail) = jail();
+    let (uid, gid) = nobody();
+    // The log directory belongs to the user, as /var/log/tern does under the unit.
+    let logs = t.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::os::unix::fs::chown(&logs, Some(uid), Some(gid)).unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let access = logs.join("access.log");
+    let conf = t.path().join("t.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "root = \"/www\"\nlisten = \"127.0.0.1:0\"\nchroot = {jail:?}\nuser = \"nobody\"\n\
+             access_log = {access:?}\n"
+        ),
+    )
+    .unwrap();
+    let s = start_file(&conf, &logs.join("error.log"), &[]);
+    assert_eq!(s.get("GET /a.txt HTTP/1.0\r\n\r\n").status, 200);
+    // Rotated: the path names no file now, and does not resolve inside the chroot at all.
+    std::fs::rename(&access, logs.join("access.log.1")).unwrap();
+    s.signal("USR1");
+    let text = s.wait_log(&["logs reopened"]);
+    assert!(!text.contains("reopening logs: "), "{text}");
+    assert_eq!(s.get("GET /a.txt?after HTTP/1.0\r\n\r\n").status, 200);
+    let start = Instant::now();
+    while !std::fs::read_to_string(&access)
+        .unwrap_or_default()
+        .contains("GET /a.txt?after")
+        && start.elapsed() < Duration::from_secs(3)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let new = std::fs::read_to_string(&access).expect("a new access.log");
+    assert!(
+        new.contains("GET /a.txt?after") && !new.contains("GET /a.txt "),
+        "{new}"
+    );
+    let old = std::fs::read_to_string(logs.join("access.log.1")).unwrap();
+    assert!(old.contains("GET /a.txt"), "{old}");
 }
 
 #[test]

@@ -211,6 +211,7 @@ pub(super) fn build(
     let failed = !e.list.is_empty();
     let cfg = Config {
         source: source.map(Path::to_path_buf),
+        config_paths: Vec::new(),
         listen,
         listen_tls,
         tls,

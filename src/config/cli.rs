@@ -203,6 +203,10 @@ struct Cli {
     /// Write the pid to PATH and hold it locked; a second instance with it refuses to start.
     #[arg(long, value_name = "PATH")]
     pid_file: Option<PathBuf>,
+
+    /// Do not restrict the process with Landlock after start-up (see README "Landlock").
+    #[arg(long)]
+    no_sandbox: bool,
 }
 
 /// Head limits (`--max-header-size`, `--max-request-line`): 256 bytes to 1 MiB.
@@ -296,6 +300,7 @@ pub struct Overrides {
     pub(super) chroot: Option<PathBuf>,
     pub(super) daemon: Option<bool>,
     pub(super) pid_file: Option<PathBuf>,
+    pub(super) sandbox: Option<bool>,
 }
 
 /// Parses flags. `--help` and `--version` print and exit 0; a bad flag is one line on
@@ -404,6 +409,7 @@ impl Cli {
             chroot: self.chroot,
             daemon: self.daemon.then_some(true),
             pid_file: self.pid_file,
+            sandbox: self.no_sandbox.then_some(false),
         };
         Invocation {
             mode,

@@ -69,6 +69,8 @@ pub(super) struct VhostEntry {
 #[derive(Default)]
 pub(super) struct Tree {
     pub files: Vec<Source>,
+    /// The directory of each `include` glob (a reload may find new files there).
+    pub include_dirs: Vec<PathBuf>,
     /// The main file's top level (empty without a file).
     pub top: RawTop,
     /// Top-level routes of every file, in file order.
@@ -97,7 +99,9 @@ pub(super) fn read(path: &Path) -> (Tree, Vec<ConfigError>) {
     let Some(list) = tree.top.include.take() else {
         return (tree, errors);
     };
-    for p in include_paths(&tree.files[main], &list, &mut errors) {
+    let (paths, dirs) = include_paths(&tree.files[main], &list, &mut errors);
+    tree.include_dirs = dirs;
+    for p in paths {
         let Some(file) = open(&mut tree.files, &mut errors, &p) else {
             continue;
         };
@@ -403,13 +407,14 @@ pub(super) fn quote(s: &str) -> String {
 
 /// The files an `include` list names: each glob relative to the including file's directory,
 /// sorted; a pattern may match nothing, a literal path must exist. A file is read once, and
-/// never the including file itself.
+/// never the including file itself. Also returns the directory each glob searches.
 fn include_paths(
     src: &Source,
     list: &Spanned<List>,
     errors: &mut Vec<ConfigError>,
-) -> Vec<PathBuf> {
+) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let mut out: Vec<PathBuf> = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
     let mut seen: Vec<PathBuf> = src.canonical.iter().cloned().collect();
     for (span, item) in &list.get_ref().0 {
         let span = span.clone().unwrap_or_else(|| list.span());
@@ -441,6 +446,11 @@ fn include_paths(
             let dir = src.dir.to_string_lossy();
             format!("{}/{item}", glob::Pattern::escape(&dir))
         };
+        let literal: PathBuf = Path::new(&pattern)
+            .components()
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+            .collect();
+        dirs.push(literal);
         let paths = match glob::glob(&pattern) {
             Ok(paths) => paths,
             Err(e) => {
@@ -464,5 +474,5 @@ fn include_paths(
         found.sort();
         found.into_iter().for_each(&mut add);
     }
-    out
+    (out, dirs)
 }

@@ -37,9 +37,15 @@ pub fn load(file: Option<&Path>, ov: &Overrides) -> Result<Config, Vec<ConfigErr
     let files: Vec<Option<PathBuf>> = std::iter::once(None)
         .chain(tree.files.iter().map(|f| Some(f.name.clone())))
         .collect();
+    let read: Vec<PathBuf> = (tree.files.iter().map(|f| f.name.clone()))
+        .chain(tree.include_dirs.iter().cloned())
+        .collect();
     let cfg = build::build(tree, ov, file, &mut errors);
     match cfg {
-        Some(cfg) if errors.is_empty() => Ok(cfg),
+        Some(mut cfg) if errors.is_empty() => {
+            cfg.config_paths = read;
+            Ok(cfg)
+        }
         _ => Err(sorted(errors, &files)),
     }
 }
@@ -137,6 +143,9 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
 pub struct Config {
     /// The configuration file this came from (`-c`), read again on SIGHUP.
     pub source: Option<PathBuf>,
+    /// Every file read (the main one and its includes) and the directory of each `include`
+    /// glob: what a reload reads, so what the sandbox lets it read.
+    pub config_paths: Vec<PathBuf>,
     pub listen: Vec<Listen>,
     /// `listen_tls`: the same forms as `listen`, serving HTTPS.
     pub listen_tls: Vec<Listen>,
@@ -165,7 +174,7 @@ pub struct Config {
 }
 
 /// How the process sets itself up as a service (start-up only: a reload never changes it).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
     /// User to switch to after binding and opening logs: a name or a number, as given.
     pub user: Option<String>,
@@ -175,6 +184,21 @@ pub struct Service {
     pub chroot: Option<PathBuf>,
     pub daemon: bool,
     pub pid_file: Option<PathBuf>,
+    /// Restrict the process with Landlock once set up (`sandbox = false` turns it off).
+    pub sandbox: bool,
+}
+
+impl Default for Service {
+    fn default() -> Service {
+        Service {
+            user: None,
+            group: None,
+            chroot: None,
+            daemon: false,
+            pid_file: None,
+            sandbox: true,
+        }
+    }
 }
 
 /// One virtual host: the names it answers to and its routes.

@@ -77,6 +77,7 @@ pub(super) fn to_toml(cfg: &Config) -> String {
     if let Some(p) = &svc.pid_file {
         line(&mut w, "pid_file", &quote(&abs(p)));
     }
+    line(&mut w, "sandbox", &svc.sandbox.to_string());
     let top = &cfg.hosts[0];
     access_log(&mut w, top.access_log.as_ref(), None);
     tls_host(&mut w, top, None);

@@ -194,6 +194,7 @@ with_site_options! {
         chroot: Option<Spanned<String>>,
         daemon: Option<bool>,
         pid_file: Option<Spanned<String>>,
+        sandbox: Option<bool>,
         #[allow(dead_code)] // listed for "expected one of"; read table by table
         route: Option<IgnoredAny>,
         #[allow(dead_code)]

@@ -81,6 +81,7 @@ pub(super) fn build(e: &mut Errors, top: &mut RawTop, ov: &Overrides) -> Service
         chroot: chroot.map(|c| c.0),
         daemon: ov.daemon.or(top.daemon).unwrap_or(false),
         pid_file: pid_file.map(|p| p.0),
+        sandbox: ov.sandbox.or(top.sandbox).unwrap_or(true),
     }
 }
 

@@ -63,6 +63,17 @@ pub fn open_at(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// Opens (creating it if needed) `name` in `dir` for appending, as a log is: used to reopen
+/// a log through its directory when its path is out of reach (after a chroot).
+pub fn open_append_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: `name` is NUL-terminated and `dir` is open; the mode is passed because O_CREAT
+    // is set; a non-negative result is a descriptor we own.
+    let fd = cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, 0o666) })?;
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
 /// Opens a directory by path (used once at start for the document root).
 pub fn open_dir(path: &std::path::Path) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())

@@ -212,13 +212,17 @@ fn wait_ready(mut r: File, child: libc::pid_t) -> ! {
     std::process::exit(if ok { 0 } else { 1 });
 }
 
-/// Points stdin, stdout and stderr at /dev/null (the daemon, once it has said everything the
-/// starting terminal should see).
-pub fn null_stdio() -> io::Result<()> {
-    let null = std::fs::OpenOptions::new()
+/// `/dev/null`, opened while it can be (before the chroot and the sandbox), for [`null_stdio`].
+pub fn open_null() -> io::Result<File> {
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/null")?;
+        .open("/dev/null")
+}
+
+/// Points stdin, stdout and stderr at `null` (the daemon, once it has said everything the
+/// starting terminal should see).
+pub fn null_stdio(null: &File) -> io::Result<()> {
     for fd in 0..3 {
         // SAFETY: null is open; dup2 onto the standard descriptors replaces them atomically.
         cvt(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;

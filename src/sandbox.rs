@@ -1,0 +1,236 @@
+//! Landlock: once set up (listeners bound, logs and roots open, chroot entered, privileges
+//! dropped), the process restricts itself to the files it serves and writes. The kernel then
+//! refuses every other open, whatever a bug in tern (or a symlink in a root) asks for:
+//! read-only beneath each document root and each configuration file, write only where logs
+//! are (re)opened, and removal only of the pid file. What is allowed is computed here from
+//! the configuration ([`plan`]); [`prepare`] builds the ruleset and [`Prepared::enforce`]
+//! asks the kernel for it, best effort by its ABI.
+//!
+//! What is handled are the file-system rights up to ABI 8 (reading, writing, creating,
+//! removing, renaming across directories, truncating, device ioctls). Two kinds are left
+//! alone on purpose: network rights (a reload may bind new listeners) and ABI 9's connecting
+//! to Unix sockets by path (systemd's notify socket is sent to by path, on every message).
+//! Signals are not scoped either: tern signals nothing outside itself.
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    Access, AccessFs, BitFlags, LandlockStatus, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreated, RulesetCreatedAttr, RulesetStatus, ABI,
+};
+
+use crate::config::{Config, RouteKind};
+use crate::log::LogTarget;
+
+/// The highest ABI whose file-system rights are handled (see the module documentation).
+const HANDLED: ABI = ABI::V8;
+
+/// What the sandbox allows, by path.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Read files and list directories beneath these (roots, configuration files).
+    pub read: Vec<PathBuf>,
+    /// Create and append to files in these directories (where logs are reopened).
+    pub write: Vec<PathBuf>,
+    /// Remove files in these directories (the pid file's).
+    pub remove: Vec<PathBuf>,
+}
+
+impl Plan {
+    fn add(list: &mut Vec<PathBuf>, p: &Path) {
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        if !list.contains(&p) {
+            list.push(p);
+        }
+    }
+}
+
+/// The paths `cfg` needs once running, as the process sees them now (before the chroot:
+/// pass the configuration as seen from outside it).
+pub fn plan(cfg: &Config) -> Plan {
+    let mut plan = Plan::default();
+    for host in &cfg.hosts {
+        for route in &host.routes {
+            match &route.kind {
+                RouteKind::Static(p) => Plan::add(&mut plan.read, p),
+                RouteKind::Redirect { .. } => {}
+            }
+        }
+    }
+    // A reload reads the files again, and may find new ones where an include glob looks.
+    // A rule on a file holds its inode, and editors and configuration managers replace a
+    // file by renaming a new one over it: so the rule is on the file's directory.
+    for p in &cfg.config_paths {
+        let dir = if p.is_dir() { p.as_path() } else { parent(p) };
+        Plan::add(&mut plan.read, dir);
+    }
+    // Certificates and keys are read again on SIGHUP and on renewal, and certbot renews by
+    // writing new files beside the old and re-pointing symlinks: the rules are on the
+    // directory of each file and of every symlink target along the way (live/ and
+    // archive/), which are also the directories inotify watches.
+    for f in crate::tls::files(cfg) {
+        for dir in crate::tls::watch_dirs(&f) {
+            Plan::add(&mut plan.read, &dir);
+        }
+    }
+    let logs = std::iter::once(&cfg.error_log).chain(
+        cfg.hosts
+            .iter()
+            .filter_map(|h| h.access_log.as_ref().map(|l| &l.0)),
+    );
+    for target in logs {
+        if let LogTarget::File(p) = target {
+            Plan::add(&mut plan.write, parent(p));
+        }
+    }
+    if let Some(p) = &cfg.service.pid_file {
+        Plan::add(&mut plan.remove, parent(p));
+    }
+    plan
+}
+
+fn parent(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// What the kernel enforces after [`Prepared::enforce`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A Landlock domain is in force; `abi` is the kernel's Landlock ABI (what it enforces
+    /// of the rules depends on it: best effort).
+    Enforced { abi: i32 },
+    /// The kernel has no Landlock (not built in, or not enabled at boot).
+    Unsupported,
+}
+
+impl Outcome {
+    /// The error-log line announcing it, in the form the documentation promises.
+    pub fn message(&self) -> String {
+        match self {
+            Outcome::Enforced { abi } => format!("landlock: ABI {abi}, enforced"),
+            Outcome::Unsupported => "landlock: not supported by this kernel".to_string(),
+        }
+    }
+}
+
+/// A ruleset built and waiting to be enforced: its rules hold the paths' inodes, so it is
+/// built before the chroot (with the paths as seen from outside) and enforced after it and
+/// after the privilege drop, and means the same files either way.
+pub struct Prepared {
+    ruleset: RulesetCreated,
+    /// Paths that could not be opened (their opens would fail anyway), for the log.
+    pub skipped: Vec<String>,
+}
+
+/// Builds the ruleset for `plan`.
+pub fn prepare(plan: &Plan) -> Result<Prepared, String> {
+    let read = AccessFs::ReadFile | AccessFs::ReadDir;
+    let write = AccessFs::WriteFile | AccessFs::MakeReg;
+    let remove: BitFlags<AccessFs> = AccessFs::RemoveFile.into();
+    let mut skipped = Vec::new();
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(HANDLED))
+        .and_then(|r| r.create())
+        .map_err(|e| format!("landlock: {e}"))?;
+    for (paths, access) in [
+        (&plan.read, read),
+        (&plan.write, write),
+        (&plan.remove, remove),
+    ] {
+        for p in paths {
+            let fd = match PathFd::new(p) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    skipped.push(format!("{}: {e}", p.display()));
+                    continue;
+                }
+            };
+            // Rules on a file may only carry file rights (no listing, no creating in it).
+            let access = if std::fs::metadata(p).is_ok_and(|m| !m.is_dir()) {
+                access & AccessFs::from_file(HANDLED)
+            } else {
+                access
+            };
+            if access.is_empty() {
+                continue;
+            }
+            ruleset = ruleset
+                .add_rule(PathBeneath::new(fd, access))
+                .map_err(|e| format!("landlock: {}: {e}", p.display()))?;
+        }
+    }
+    Ok(Prepared { ruleset, skipped })
+}
+
+impl Prepared {
+    /// Restricts the calling thread (and every thread and child it starts from now on).
+    /// Threads started before this call are not restricted: call it before starting any.
+    pub fn enforce(self) -> Result<Outcome, String> {
+        let status = self
+            .ruleset
+            .restrict_self()
+            .map_err(|e| format!("landlock: {e}"))?;
+        Ok(match (status.ruleset, status.landlock) {
+            (RulesetStatus::NotEnforced, _) => Outcome::Unsupported,
+            (
+                _,
+                LandlockStatus::Available {
+                    effective_abi,
+                    kernel_abi,
+                },
+            ) => Outcome::Enforced {
+                abi: kernel_abi.unwrap_or(effective_abi as i32),
+            },
+            (_, _) => Outcome::Unsupported,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_have_the_documented_form() {
+        assert_eq!(
+            Outcome::Enforced { abi: 7 }.message(),
+            "landlock: ABI 7, enforced"
+        );
+        assert_eq!(
+            Outcome::Unsupported.message(),
+            "landlock: not supported by this kernel"
+        );
+    }
+
+    #[test]
+    fn plan_covers_roots_logs_config_and_pid_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("www")).expect("mkdir");
+        std::fs::create_dir_all(d.join("log")).expect("mkdir");
+        let s = |p: &str| d.join(p).to_string_lossy().into_owned();
+        let inv = crate::config::cli::parse([
+            "tern".to_string(),
+            "--access-log".into(),
+            s("log/access.log"),
+            "--error-log".into(),
+            s("log/error.log"),
+            "--pid-file".into(),
+            s("tern.pid"),
+            s("www"),
+        ]);
+        let mut cfg = match crate::config::load(None, &inv.overrides) {
+            Ok(c) => c,
+            Err(e) => panic!("{e:?}"),
+        };
+        cfg.config_paths = vec![PathBuf::from("/etc/tern/tern.toml"), d.join("www")];
+        let p = plan(&cfg);
+        assert!(p.read.contains(&d.join("www")), "{p:?}");
+        assert!(p.read.contains(&PathBuf::from("/etc/tern")));
+        assert_eq!(p.read.len(), 2, "{p:?}");
+        assert_eq!(p.write, vec![d.join("log")]);
+        assert_eq!(p.remove, vec![d.to_path_buf()]);
+    }
+}
