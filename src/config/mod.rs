@@ -232,6 +232,8 @@ pub struct SiteOptions {
     pub headers: Vec<(String, String)>,
     /// Extension to type, with the default type.
     pub mime: MimeTable,
+    /// Longest request body a route that reads bodies (CGI, proxy, store) accepts (413).
+    pub max_body: u64,
 }
 
 impl Default for SiteOptions {
@@ -245,6 +247,7 @@ impl Default for SiteOptions {
             error_pages: Vec::new(),
             headers: Vec::new(),
             mime: MimeTable::default(),
+            max_body: 16 << 20,
         }
     }
 }

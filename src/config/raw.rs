@@ -117,6 +117,7 @@ pub(super) struct RawSite {
     pub mime: Option<Table>,
     pub default_type: Option<Spanned<String>>,
     pub headers: Option<Table>,
+    pub max_body: Option<Spanned<Size>>,
 }
 
 /// Declares a table struct with its own fields followed by the per-site options, and
@@ -138,6 +139,7 @@ macro_rules! with_site_options {
             pub mime: Option<Table>,
             pub default_type: Option<Spanned<String>>,
             pub headers: Option<Table>,
+            pub max_body: Option<Spanned<Size>>,
         }
 
         impl $name {
@@ -152,6 +154,7 @@ macro_rules! with_site_options {
                     mime: self.mime.take(),
                     default_type: self.default_type.take(),
                     headers: self.headers.take(),
+                    max_body: self.max_body.take(),
                 }
             }
         }

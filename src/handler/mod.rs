@@ -15,7 +15,7 @@ use route::{Action, Kind, Match, MAX_HOST};
 /// Longest `Host` value remembered for the next request.
 const LAST_RAW: usize = 64;
 
-use crate::conn::{CloseReason, Exchange, Out, Service};
+use crate::conn::{CloseReason, Exchange, Out, Reply, Service};
 use crate::fs::{Fs, RootId};
 use crate::http::date::DateCache;
 use crate::http::path::{normalize, split_target};
@@ -41,6 +41,8 @@ pub struct Site {
     pub headers: Box<[u8]>,
     /// The host's access log (index into the router's `logs`).
     pub log: Option<usize>,
+    /// Longest request body a route that reads bodies accepts (413 past it).
+    pub max_body: u64,
 }
 
 impl Site {
@@ -59,6 +61,7 @@ impl Site {
             error_pages: Vec::new(),
             headers: headers.into(),
             log: None,
+            max_body: o.max_body,
         }
     }
 }
@@ -118,6 +121,11 @@ pub struct Handler<F: Fs> {
     rng: u64,
     /// `Date` and `Server` lines of every head, formatted once per second.
     common: Vec<u8>,
+    /// Set by an action that answers later (the request's [`Reply::Await`]).
+    pending: Option<crate::conn::Await>,
+    /// What the server binds to the connection of a pending request (taken after each
+    /// turn of the connection: a pending request stops parsing, so there is at most one).
+    pub started: Option<Box<dyn crate::dynamic::Task>>,
 }
 
 impl<F: Fs> Handler<F> {
@@ -149,6 +157,8 @@ impl<F: Fs> Handler<F> {
             entries: Vec::new(),
             page: Vec::with_capacity(4096),
             rng: seed(),
+            pending: None,
+            started: None,
         }
     }
 
@@ -283,6 +293,15 @@ impl<F: Fs> Handler<F> {
         self.router = Rc::new(router);
         self.site = Rc::clone(&self.router.hosts[self.router.default].site);
         self.last_raw_len = usize::MAX;
+    }
+
+    /// A declared body longer than `max_discard`: 413 at once, before any of it is read
+    /// (exactly as for a parse error), unless the request is for a route that reads bodies.
+    #[cold]
+    fn large_body(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> Reply {
+        let line = first_line(ex.head);
+        self.respond_error(HttpError::PayloadTooLarge, line, ex.peer, out);
+        Reply::Done
     }
 
     /// Routes a request and runs the action of its route.
@@ -477,8 +496,15 @@ impl<F: Fs> Handler<F> {
 }
 
 impl<F: Fs> Service for Handler<F> {
-    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) {
+    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> Reply {
+        if ex.large_body {
+            return self.large_body(ex, out);
+        }
         let sent = self.dispatch(ex, out);
+        if let Some(how) = self.pending.take() {
+            // Answered later, and logged then by whatever answers.
+            return Reply::Await(how);
+        }
         if self.site.log.is_some() {
             let head = ex.head;
             let access = Access {
@@ -491,6 +517,7 @@ impl<F: Fs> Service for Handler<F> {
             };
             self.write_access(self.site.log, &access);
         }
+        Reply::Done
     }
 
     fn respond_error(&mut self, err: HttpError, line: &[u8], peer: IpAddr, out: &mut Out) {
@@ -556,4 +583,26 @@ pub fn error_page(buf: &mut Vec<u8>, status: u16) {
     buf.extend_from_slice(b"</title></head>\n<body><h1>");
     buf.extend_from_slice(&title);
     buf.extend_from_slice(b"</h1></body></html>\n");
+}
+
+impl<F: Fs> crate::dynamic::Heads for Handler<F> {
+    fn head(&mut self, site: &Site, out: &mut Out, status: u16, persist: Persist) {
+        response::start(&mut out.buf, status, self.head_ctx(), persist);
+        out.buf.extend_from_slice(&site.headers);
+    }
+
+    fn error(&mut self, site: &Rc<Site>, out: &mut Out, status: u16, persist: Persist) -> u64 {
+        if !Rc::ptr_eq(site, &self.site) {
+            self.site = Rc::clone(site);
+        }
+        self.error(out, status, persist, b"").body
+    }
+
+    fn access(&mut self, site: &Site, access: &Access<'_>) {
+        self.write_access(site.log, access);
+    }
+
+    fn log(&mut self, level: Level, msg: std::fmt::Arguments<'_>) {
+        Handler::log(self, level, msg);
+    }
 }
