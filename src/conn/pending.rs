@@ -308,6 +308,17 @@ impl Conn {
         }
     }
 
+    /// A mark that changes whenever a task gave the connection something to do: output
+    /// queued, body bytes taken, the phase. The server drives the connection again only
+    /// then (never in a loop of nudges that change nothing).
+    pub fn progress_mark(&self) -> (u64, u64, Phase) {
+        let (queued, taken) = self.bufs.as_ref().map_or((0, 0), |b| {
+            let staged = (b.fwd.len() - b.fwd_at) as u64;
+            (b.out.queued(), b.body_seen.saturating_sub(staged))
+        });
+        (queued, taken, self.phase)
+    }
+
     /// Request body bytes decoded so far.
     pub fn body_received(&self) -> u64 {
         self.bufs.as_ref().map_or(0, |b| b.body_seen)

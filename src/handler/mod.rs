@@ -295,6 +295,24 @@ impl<F: Fs> Handler<F> {
         self.last_raw_len = usize::MAX;
     }
 
+    /// Answers the current request later: the connection waits in `Phase::Await` (body used
+    /// as `how` says) and the server binds `task` to it after this turn. The `Sent` returned
+    /// is a placeholder (nothing is written or logged now; the task logs when it answers).
+    pub fn answer_later(
+        &mut self,
+        how: crate::conn::Await,
+        task: Box<dyn crate::dynamic::Task>,
+    ) -> Sent {
+        self.pending = Some(how);
+        self.started = Some(task);
+        Sent { status: 0, body: 0 }
+    }
+
+    /// The options of the route serving the current request (for a task to keep).
+    pub fn current_site(&self) -> &Rc<Site> {
+        &self.site
+    }
+
     /// A declared body longer than `max_discard`: 413 at once, before any of it is read
     /// (exactly as for a parse error), unless the request is for a route that reads bodies.
     #[cold]

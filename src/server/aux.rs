@@ -96,7 +96,7 @@ impl Server {
         else {
             return;
         };
-        let before = (slot.conn.has_output(), slot.conn.is_awaiting());
+        let before = slot.conn.progress_mark();
         let mut cx = Cx {
             conn: &mut slot.conn,
             lim: &self.lim,
@@ -108,10 +108,9 @@ impl Server {
             base: AUX_BASE + a * MAX_FDS,
         };
         aux.task.on(ev, &mut cx);
-        let after = (slot.conn.has_output(), slot.conn.is_awaiting());
         // New output to write, the answer finished, or body bytes taken (room to read):
         // the connection gets a turn (never recursively: through `again`).
-        if after != before || after.0 || slot.conn.wants_read() {
+        if slot.conn.progress_mark() != before {
             let owner = aux.owner;
             if !self.again.contains(&owner) {
                 self.again.push(owner);
