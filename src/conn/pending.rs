@@ -311,12 +311,13 @@ impl Conn {
     /// A mark that changes whenever a task gave the connection something to do: output
     /// queued, body bytes taken, the phase. The server drives the connection again only
     /// then (never in a loop of nudges that change nothing).
-    pub fn progress_mark(&self) -> (u64, u64, Phase) {
-        let (queued, taken) = self.bufs.as_ref().map_or((0, 0), |b| {
+    pub fn progress_mark(&self) -> (u64, u64, Phase, BodyUse) {
+        let (queued, taken, body) = self.bufs.as_ref().map_or((0, 0, BodyUse::Discard), |b| {
             let staged = (b.fwd.len() - b.fwd_at) as u64;
-            (b.out.queued(), b.body_seen.saturating_sub(staged))
+            let taken = b.body_seen.saturating_sub(staged);
+            (b.out.queued(), taken, b.pending.body)
         });
-        (queued, taken, self.phase)
+        (queued, taken, self.phase, body)
     }
 
     /// Request body bytes decoded so far.

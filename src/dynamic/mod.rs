@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use mio::{Registry, Token};
 
-use crate::conn::{Conn, Limits, Millis, Out};
+use crate::conn::{AnswerBody, Conn, Limits, Millis, Out};
 use crate::handler::Site;
 use crate::http::response::Persist;
 use crate::log::{Access, Level};
@@ -70,6 +70,33 @@ impl Cx<'_> {
     /// if the task was unbound meanwhile).
     pub fn post<R: Any + Send>(&mut self, work: impl FnOnce() -> R + Send + 'static) {
         self.jobs.post(self.me, work);
+    }
+
+    /// A complete late answer: `status`, the site's headers, `extra` (formatted header
+    /// lines), `Content-Length` and `body` (dropped for HEAD). Returns the body length.
+    pub fn answer_bytes(&mut self, site: &Site, status: u16, extra: &[u8], body: &[u8]) -> u64 {
+        let heads = &mut *self.heads;
+        self.conn
+            .answer(self.now, self.lim, AnswerBody::Complete, |a| {
+                heads.head(site, a.out, status, a.persist);
+                a.out.buf.extend_from_slice(extra);
+                crate::http::response::content_length(&mut a.out.buf, body.len() as u64);
+                crate::http::response::end(&mut a.out.buf);
+                a.out.push_bytes(body);
+            });
+        body.len() as u64
+    }
+
+    /// A complete late error answer (the site's error page for `status`, or the built-in
+    /// one). Returns the body length.
+    pub fn answer_error(&mut self, site: &Rc<Site>, status: u16) -> u64 {
+        let heads = &mut *self.heads;
+        let mut len = 0;
+        self.conn
+            .answer(self.now, self.lim, AnswerBody::Complete, |a| {
+                len = heads.error(site, a.out, status, a.persist);
+            });
+        len
     }
 }
 

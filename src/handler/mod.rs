@@ -317,9 +317,29 @@ impl<F: Fs> Handler<F> {
     /// (exactly as for a parse error), unless the request is for a route that reads bodies.
     #[cold]
     fn large_body(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> Reply {
+        if self.route_kind(ex).is_some_and(Kind::reads_body) {
+            ex.large_body = false;
+            return self.respond(ex, out);
+        }
         let line = first_line(ex.head);
         self.respond_error(HttpError::PayloadTooLarge, line, ex.peer, out);
         Reply::Done
+    }
+
+    /// The kind of route a request would reach (routing only, nothing answered).
+    fn route_kind(&mut self, ex: &Exchange<'_>) -> Option<Kind> {
+        if self.router.plain.is_some() {
+            return Some(Kind::Static);
+        }
+        let target = ex.req.target.get(ex.head);
+        let host = self.vhost(ex, target);
+        let (path, _) = split_target(target).ok()?;
+        let info = normalize(path, &mut self.path, &mut self.scratch).ok()?;
+        let host = &self.router.hosts[host];
+        match host.find(&self.path, info.trailing_slash) {
+            Match::Route { route, .. } => Some(host.routes[route].kind),
+            _ => None,
+        }
     }
 
     /// Routes a request and runs the action of its route.
