@@ -1,6 +1,7 @@
 //! Turns a parsed request into a response plan: checks the method, maps the target to a
 //! path under the root, and hands files and directories to [`static_files`]. Error
 //! responses, the access log and the error log are written here, in one place.
+mod cgi;
 pub mod listing;
 mod redirect;
 pub mod route;
@@ -43,6 +44,9 @@ pub struct Site {
     pub log: Option<usize>,
     /// Longest request body a route that reads bodies accepts (413 past it).
     pub max_body: u64,
+    pub cgi_timeout: crate::conn::Millis,
+    pub cgi_max_processes: usize,
+    pub cgi_env: Vec<String>,
 }
 
 impl Site {
@@ -62,6 +66,9 @@ impl Site {
             headers: headers.into(),
             log: None,
             max_body: o.max_body,
+            cgi_timeout: o.cgi_timeout,
+            cgi_max_processes: o.cgi_max_processes,
+            cgi_env: o.cgi_env.clone(),
         }
     }
 }
@@ -126,6 +133,8 @@ pub struct Handler<F: Fs> {
     /// What the server binds to the connection of a pending request (taken after each
     /// turn of the connection: a pending request stops parsing, so there is at most one).
     pub started: Option<Box<dyn crate::dynamic::Task>>,
+    /// CGI children running (until reaped), against `cgi_max_processes`.
+    cgi_running: Rc<std::cell::Cell<usize>>,
 }
 
 impl<F: Fs> Handler<F> {
@@ -159,6 +168,7 @@ impl<F: Fs> Handler<F> {
             rng: seed(),
             pending: None,
             started: None,
+            cgi_running: Rc::default(),
         }
     }
 
@@ -415,6 +425,7 @@ impl<F: Fs> Handler<F> {
                     info.trailing_slash,
                 )
             }
+            Kind::Cgi | Kind::Script => cgi::serve(self, ex, out, info, query, at),
             _ if !matches!(ex.req.method, Method::Get | Method::Head | Method::Options) => {
                 self.not_allowed(out, ex.persist)
             }

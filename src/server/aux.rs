@@ -28,8 +28,10 @@ pub struct Aux {
 /// A child whose task was unbound: terminated, then reaped.
 pub struct Orphan {
     child: std::process::Child,
-    /// When SIGKILL follows the SIGTERM.
+    /// When SIGKILL follows (the SIGTERM went out at once unless the child was done).
     kill_at: Millis,
+    /// Dropped once reaped.
+    _guard: Option<Box<dyn std::any::Any>>,
 }
 
 /// How long a child gets between SIGTERM and SIGKILL.
@@ -106,6 +108,10 @@ impl Server {
             jobs: &mut self.jobs,
             me: job_owner(a, aux.generation),
             base: AUX_BASE + a * MAX_FDS,
+            addrs: match ev {
+                Event::Start => slot.sock.peer_addr().ok().zip(slot.sock.local_addr().ok()),
+                _ => None,
+            },
         };
         aux.task.on(ev, &mut cx);
         // New output to write, the answer finished, or body bytes taken (room to read):
@@ -148,14 +154,27 @@ impl Server {
     }
 
     fn adopt(&mut self, left: Leftover, now: Millis) {
-        if let Leftover::Child(mut child) = left {
+        if let Leftover::Child {
+            mut child,
+            done,
+            guard,
+        } = left
+        {
             if matches!(child.try_wait(), Ok(Some(_))) {
+                // Its group may live on (a background grandchild): it goes too, unless the
+                // script finished normally.
+                if !done {
+                    signal_group(&child, libc::SIGKILL);
+                }
                 return;
             }
-            signal_group(&child, libc::SIGTERM);
+            if !done {
+                signal_group(&child, libc::SIGTERM);
+            }
             self.orphans.push(Orphan {
                 child,
                 kill_at: now + KILL_GRACE,
+                _guard: guard,
             });
         }
     }
@@ -187,6 +206,7 @@ impl Server {
                 return false;
             }
             if now >= o.kill_at {
+                signal_group(&o.child, libc::SIGTERM);
                 signal_group(&o.child, libc::SIGKILL);
                 o.kill_at = Millis::MAX;
             }
