@@ -520,3 +520,9 @@ pub fn headers(data: &[u8]) {
     let _ = conditional::if_range_allows(value, &v);
     assert!(conditional::etag_matches(&[etag], etag, true));
 }
+
+/// The CGI response-head parser: finding the end (LF or CRLF lines) and parsing never
+/// panic, spans stay inside the head, and framing fields never pass through.
+pub fn cgi_head(data: &[u8]) {
+    crate::http::cgi::fuzz_one(data);
+}

@@ -51,3 +51,8 @@ fn headers() {
 fn route() {
     replay("route", tern::fuzzing::route);
 }
+
+#[test]
+fn cgi_head() {
+    replay("cgi_head", tern::fuzzing::cgi_head);
+}
