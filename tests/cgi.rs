@@ -657,3 +657,63 @@ fn cgi_and_run_are_checked_when_the_configuration_loads() {
         "{err}"
     );
 }
+
+#[test]
+fn location_redirects_local_ones_served_by_tern_at_most_ten_deep() {
+    let t = start("", &[]);
+    // A local path without Status: tern serves that path itself (a static file here).
+    script(
+        &t.cgi_dir(),
+        "to-file",
+        "#!/bin/sh\nprintf 'Location: /a.txt\\n\\n'\n",
+    );
+    let (status, head, body) = get(&t.server, "/cgi-bin/to-file");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{head}");
+    assert_eq!(body, b"hello\n");
+    assert!(!head.contains("Location"), "{head}");
+    // ... or another script, which sees a GET with the new path and no body.
+    script(
+        &t.cgi_dir(),
+        "to-script",
+        "#!/bin/sh\ncat >/dev/null\nprintf 'Location: /cgi-bin/target/x?q=2\\n\\n'\n",
+    );
+    script(
+        &t.cgi_dir(),
+        "target",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\n\
+         echo \"$REQUEST_METHOD $PATH_INFO $QUERY_STRING ${CONTENT_LENGTH:-none}\"\n",
+    );
+    let (code, out) = curl(&["-d", "posted", &t.server.url("/cgi-bin/to-script")]);
+    assert_eq!(code, 0);
+    assert_eq!(String::from_utf8(out).unwrap(), "GET /x q=2 none\n");
+    // An absolute URL is the client's redirect: 302.
+    script(
+        &t.cgi_dir(),
+        "away",
+        "#!/bin/sh\nprintf 'Location: https://example.com/\\n\\n'\n",
+    );
+    let (status, head, _) = get(&t.server, "/cgi-bin/away");
+    assert_eq!(status, "HTTP/1.1 302 Found");
+    assert!(
+        head.contains("Location: https://example.com/\r\n"),
+        "{head}"
+    );
+    // A loop stops after ten internal redirects with a 500.
+    script(
+        &t.cgi_dir(),
+        "loop",
+        "#!/bin/sh\nprintf 'Location: /cgi-bin/loop\\n\\n'\n",
+    );
+    let (status, _, _) = get(&t.server, "/cgi-bin/loop");
+    assert_eq!(status, "HTTP/1.1 500 Internal Server Error");
+    t.server.wait_log(&["more than 10 internal redirects"]);
+    // Keep-alive survives a redirect: two requests on one connection.
+    let mut c = t.server.connect();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(
+        b"GET /cgi-bin/to-file HTTP/1.1\r\nHost: x\r\n\r\nGET /cgi-bin/to-file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let all = String::from_utf8(read_to_close(&mut c)).unwrap();
+    assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 2, "{all}");
+}

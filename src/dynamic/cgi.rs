@@ -65,6 +65,10 @@ pub struct Spec {
     pub timeout: Millis,
     /// `SERVER_NAME` to use when the request named no host (the local address then).
     pub server_name_known: bool,
+    /// For a local redirect's request: the original `Host`, version and whether it was HEAD.
+    pub host: Option<Box<[u8]>>,
+    pub http10: bool,
+    pub head_method: bool,
 }
 
 /// The request as the access log wants it.
@@ -339,6 +343,14 @@ impl CgiTask {
         };
         let h = &self.head[..end];
         let span = |(s, l): (usize, usize)| &h[s..s + l];
+        if let (Some(loc), false, true) = (
+            parsed.location,
+            parsed.explicit_status,
+            parsed.local_redirect,
+        ) {
+            let loc = span(loc).to_vec();
+            return self.local_redirect(cx, &loc);
+        }
         let status = parsed.status;
         // No body for these (RFC 9110 §6.4.1): whatever the script writes is dropped.
         let bodyless = matches!(status, 204 | 304);
@@ -378,6 +390,46 @@ impl CgiTask {
             self.bytes += rest.len() as u64;
             cx.conn.stream_data(&rest);
         }
+    }
+
+    /// `Location: /path` without `Status`: tern answers with what that path serves, as a
+    /// new GET (or HEAD) through routing and every rule of the target route.
+    fn local_redirect(&mut self, cx: &mut Cx<'_>, loc: &[u8]) {
+        if !loc.iter().all(|&b| (0x21..0x7f).contains(&b)) {
+            return self.bad_head(cx, "Location is not a valid request target");
+        }
+        let mut head = Vec::with_capacity(64 + loc.len());
+        head.extend_from_slice(if self.spec.head_method {
+            b"HEAD "
+        } else {
+            b"GET "
+        });
+        head.extend_from_slice(loc);
+        head.extend_from_slice(if self.spec.http10 {
+            b" HTTP/1.0\r\n"
+        } else {
+            b" HTTP/1.1\r\n"
+        });
+        if let Some(h) = &self.spec.host {
+            head.extend_from_slice(b"Host: ");
+            head.extend_from_slice(h);
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        if cx.conn.internal_redirect(head) {
+            // The new target answers (and logs) the request; this script is done.
+            self.finished = true;
+            return;
+        }
+        let name = &self.spec.name;
+        cx.heads.log(
+            Level::Error,
+            format_args!(
+                "cgi {name}: more than {} internal redirects",
+                crate::conn::MAX_REDIRECTS
+            ),
+        );
+        self.fail(cx, 500);
     }
 
     fn bad_head(&mut self, cx: &mut Cx<'_>, why: &str) {

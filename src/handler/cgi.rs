@@ -251,6 +251,9 @@ fn spec<F: Fs>(
         spool: ex.req.framing == Framing::Chunked,
         timeout: h.site.cgi_timeout,
         server_name_known: server_name.is_some(),
+        host: host.map(Into::into),
+        http10: ex.req.version == Version::Http10,
+        head_method: ex.req.method == Method::Head,
     }
 }
 

@@ -13,7 +13,10 @@ pub const MAX_HEAD: usize = 64 * 1024;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CgiHead {
     pub status: u16,
-    /// `Location` value span, and whether it is a local path (starts with `/`).
+    /// A `Status` line was given (a `Location` without one is a redirect, RFC 3875 §6.2).
+    pub explicit_status: bool,
+    /// `Location` value span, and whether it is a local path (starts with `/`): without
+    /// `Status`, a local redirect that tern serves itself (RFC 3875 §6.2.2).
     pub location: Option<(usize, usize)>,
     pub local_redirect: bool,
     pub content_type: Option<(usize, usize)>,
@@ -120,6 +123,7 @@ pub fn parse(head: &[u8]) -> Result<CgiHead, &'static str> {
     if status.is_none() && h.content_type.is_none() && h.location.is_none() {
         return Err("no Status, Content-Type or Location");
     }
+    h.explicit_status = status.is_some();
     h.status = match (status, h.location) {
         (Some(s), _) => s,
         // RFC 3875 §6.2.3: a client redirect without a status is a 302.

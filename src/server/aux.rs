@@ -56,6 +56,14 @@ impl Server {
             let Some(slot) = self.conns.get_mut(key) else {
                 return;
             };
+            if let (true, Some(old)) = (slot.conn.is_awaiting(), slot.aux) {
+                // An internal redirect to another late answer: the new task replaces the
+                // old one.
+                self.unbind(old);
+            }
+            let Some(slot) = self.conns.get_mut(key) else {
+                return;
+            };
             if slot.conn.is_awaiting() && slot.aux.is_none() {
                 self.generation = self.generation.wrapping_add(1);
                 let a = self.aux.insert(Aux {
