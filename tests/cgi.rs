@@ -607,6 +607,26 @@ fn request_bodies_stream_in_and_max_body_applies() {
     let mut head = [0u8; 12];
     c.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 413");
+    // A chunked body that passes max_body: 413 while it is still arriving, then the close.
+    let mut c = t.server.connect();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = c.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(
+            b"POST /cgi-bin/count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        let chunk = [&b"10000\r\n"[..], &vec![b'z'; 0x10000], b"\r\n"].concat();
+        for _ in 0..48 {
+            if w.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let mut head = [0u8; 12];
+    c.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 413");
+    drop(c);
+    writer.join().unwrap();
     // 100 Continue when the body is wanted.
     let mut c = t.server.connect();
     c.write_all(

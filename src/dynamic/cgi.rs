@@ -1,6 +1,6 @@
 //! A CGI script (RFC 3875) as a task: the child is started when the task is bound, its stdin
-//! fed from the request body as the client sends it (a chunked body is spooled first and
-//! given with `CONTENT_LENGTH`), its stdout parsed ([`crate::http::cgi`]) and streamed to
+//! fed from the request body as the client sends it (a chunked body is spooled first into
+//! a `memfd`, bounded by `max_body`, which becomes the child's stdin, with `CONTENT_LENGTH`), its stdout parsed ([`crate::http::cgi`]) and streamed to
 //! the client as it comes (chunked unless the script gave a length), its stderr logged line
 //! by line with the script's name. All three pipes are non-blocking descriptors of the task
 //! in the loop; the child leads a process group of its own, so ending the task (client gone,
@@ -93,9 +93,9 @@ pub struct CgiTask {
     head: Vec<u8>,
     /// The head was answered: output is body.
     answered: bool,
-    /// The chunked body, spooled (`spool[spool_at..]` not yet written to stdin).
-    spool: Vec<u8>,
-    spool_at: usize,
+    /// The chunked body, spooled into a memory file that becomes the child's stdin.
+    spool: Option<std::fs::File>,
+    spooled: u64,
     err_line: Vec<u8>,
     status: u16,
     bytes: u64,
@@ -116,8 +116,8 @@ impl CgiTask {
             stderr: None,
             head: Vec::new(),
             answered: false,
-            spool: Vec::new(),
-            spool_at: 0,
+            spool: None,
+            spooled: 0,
             err_line: Vec::new(),
             status: 0,
             bytes: 0,
@@ -137,15 +137,22 @@ impl CgiTask {
                 env.push(("SERVER_NAME".into(), ip.to_string().into()));
             }
         }
-        if self.spec.spool {
-            env.push(("CONTENT_LENGTH".into(), self.spool.len().to_string().into()));
-        }
+        let stdin = match self.spool.take() {
+            Some(mut f) => {
+                env.push(("CONTENT_LENGTH".into(), self.spooled.to_string().into()));
+                match std::io::Seek::rewind(&mut f) {
+                    Ok(()) => Stdio::from(f),
+                    Err(_) => return self.fail(cx, 500),
+                }
+            }
+            None => Stdio::piped(),
+        };
         let mut cmd = Command::new(&self.spec.program);
         cmd.args(&self.spec.args)
             .env_clear()
             .envs(env)
             .current_dir(&self.spec.cwd)
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
@@ -164,19 +171,22 @@ impl CgiTask {
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
         self.child = Some(child);
-        let (Some(stdin), Some(stdout), Some(stderr)) = (stdin, stdout, stderr) else {
+        let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
             return Err(io::Error::other("pipes missing"));
         };
-        for (i, fd, interest) in [
-            (STDIN, stdin.as_fd(), Interest::WRITABLE),
-            (STDOUT, stdout.as_fd(), Interest::READABLE),
-            (STDERR, stderr.as_fd(), Interest::READABLE),
-        ] {
+        let pipes = [
+            stdin
+                .as_ref()
+                .map(|s| (STDIN, s.as_fd(), Interest::WRITABLE)),
+            Some((STDOUT, stdout.as_fd(), Interest::READABLE)),
+            Some((STDERR, stderr.as_fd(), Interest::READABLE)),
+        ];
+        for (i, fd, interest) in pipes.into_iter().flatten() {
             crate::sys::fs::set_nonblocking(fd)?;
             cx.registry
                 .register(&mut SourceFd(&fd.as_raw_fd()), cx.token(i), interest)?;
         }
-        self.stdin = Some(stdin);
+        self.stdin = stdin;
         self.stdout = Some(stdout);
         self.stderr = Some(stderr);
         Ok(())
@@ -198,10 +208,23 @@ impl CgiTask {
     /// A chunked body: collect it (bounded by `max_body`, which the connection enforces),
     /// then start the script with its length.
     fn spool_body(&mut self, cx: &mut Cx<'_>) {
+        if self.spool.is_none() {
+            match crate::sys::fs::memfd(c"tern-cgi-body", b"") {
+                Ok(f) => self.spool = Some(f),
+                Err(_) => return self.fail(cx, 503),
+            }
+        }
         let data = cx.conn.body_data();
         let n = data.len();
-        self.spool.extend_from_slice(data);
+        if let Some(f) = &mut self.spool {
+            // Memory, not disk: this write never waits on a device.
+            if f.write_all(data).is_err() {
+                return self.fail(cx, 500);
+            }
+        }
+        self.spooled += n as u64;
         cx.conn.body_taken(n);
+        cx.conn.set_await_deadline(cx.now + self.spec.timeout);
         if cx.conn.body_finished() {
             self.start(cx);
             if !self.finished {
@@ -212,29 +235,16 @@ impl CgiTask {
 
     fn feed_stdin(&mut self, cx: &mut Cx<'_>) {
         while let Some(stdin) = &mut self.stdin {
-            let data = if self.spec.spool {
-                &self.spool[self.spool_at..]
-            } else {
-                cx.conn.body_data()
-            };
+            let data = cx.conn.body_data();
             if data.is_empty() {
-                let end = if self.spec.spool {
-                    true
-                } else {
-                    cx.conn.body_finished()
-                };
-                if end {
+                if cx.conn.body_finished() {
                     self.close_stdin(cx.registry);
                 }
                 return;
             }
             match stdin.write(data) {
                 Ok(n) => {
-                    if self.spec.spool {
-                        self.spool_at += n;
-                    } else {
-                        cx.conn.body_taken(n);
-                    }
+                    cx.conn.body_taken(n);
                     cx.conn.set_await_deadline(cx.now + self.spec.timeout);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

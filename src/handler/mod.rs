@@ -550,9 +550,11 @@ impl<F: Fs> Service for Handler<F> {
             return self.large_body(ex, out);
         }
         let sent = self.dispatch(ex, out);
-        if let Some(how) = self.pending.take() {
+        if self.pending.is_some() {
             // Answered later, and logged then by whatever answers.
-            return Reply::Await(how);
+            if let Some(how) = self.pending.take() {
+                return Reply::Await(how);
+            }
         }
         if self.site.log.is_some() {
             let head = ex.head;
