@@ -526,3 +526,9 @@ pub fn headers(data: &[u8]) {
 pub fn cgi_head(data: &[u8]) {
     crate::http::cgi::fuzz_one(data);
 }
+
+/// An upstream's response head and body framing as the proxy reads them (the first byte
+/// says whether the request was HEAD).
+pub fn upstream(data: &[u8]) {
+    crate::http::upstream::fuzz_one(data);
+}

@@ -56,3 +56,8 @@ fn route() {
 fn cgi_head() {
     replay("cgi_head", tern::fuzzing::cgi_head);
 }
+
+#[test]
+fn upstream() {
+    replay("upstream", tern::fuzzing::upstream);
+}

@@ -10,6 +10,7 @@ pub mod path;
 pub mod range;
 pub mod request;
 pub mod response;
+pub mod upstream;
 
 pub use request::{Request, Span};
 
