@@ -520,9 +520,10 @@ enum Kind<'a> {
     Static(&'a Spanned<String>),
     Redirect(&'a Spanned<String>),
     Cgi(&'a Spanned<String>),
+    Proxy(&'a Spanned<String>),
 }
 
-const KINDS: &str = "static, redirect, cgi";
+const KINDS: &str = "static, redirect, cgi, proxy";
 
 impl Kind<'_> {
     fn of(raw: &RawRoute) -> Option<Kind<'_>> {
@@ -530,6 +531,7 @@ impl Kind<'_> {
         found.extend(raw.static_.as_ref().map(Kind::Static));
         found.extend(raw.redirect.as_ref().map(Kind::Redirect));
         found.extend(raw.cgi.as_ref().map(Kind::Cgi));
+        found.extend(raw.proxy.as_ref().map(Kind::Proxy));
         match found.len() {
             1 => found.pop(),
             _ => None,
@@ -569,6 +571,17 @@ fn route(
             }
             RouteKind::Cgi(static_path(e, file, "cgi", p, true)?)
         }
+        Some(Kind::Proxy(u)) => match upstream(u.get_ref()) {
+            Ok(up) => RouteKind::Proxy(up),
+            Err(m) => {
+                e.at(
+                    file,
+                    &u.span(),
+                    format!("proxy {}: {m}", quote(u.get_ref())),
+                );
+                return None;
+            }
+        },
         // A bad `static = 5` was reported already; its absence is no news.
         None if partial => return None,
         None => {
@@ -610,6 +623,61 @@ fn route(
         site,
         fallback,
         run,
+    })
+}
+
+/// `http://HOST[:PORT][/path]` (the name resolved now: never inside the loop) or
+/// `unix:/absolute/path`.
+fn upstream(url: &str) -> Result<super::Upstream, String> {
+    use super::{Upstream, UpstreamAddr};
+    if let Some(path) = url.strip_prefix("unix:") {
+        if !path.starts_with('/') {
+            return Err("expected unix:/absolute/path".into());
+        }
+        return Ok(Upstream {
+            url: url.into(),
+            addr: UpstreamAddr::Unix(PathBuf::from(path)),
+            authority: "localhost".into(),
+            path: None,
+        });
+    }
+    let rest = url.strip_prefix("http://").ok_or(
+        "expected http://HOST[:PORT][/path] or unix:/path (https upstreams are not supported)",
+    )?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
+    };
+    if authority.is_empty() || authority.contains(['@', '?', '#']) || !authority.is_ascii() {
+        return Err("expected a host name or address".into());
+    }
+    if let Some(p) = path {
+        if p.contains(['?', '#', ' ']) || p.contains("/../") || p.contains("/./") {
+            return Err("the path must be a plain path".into());
+        }
+    }
+    let with_port = if authority.starts_with('[') {
+        if authority.ends_with(']') {
+            format!("{authority}:80")
+        } else {
+            authority.to_string()
+        }
+    } else if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&with_port)
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("{authority} resolves to no address"));
+    }
+    Ok(Upstream {
+        url: url.into(),
+        addr: UpstreamAddr::Tcp(addrs),
+        authority: authority.to_ascii_lowercase(),
+        path: path.map(str::to_string),
     })
 }
 

@@ -217,6 +217,29 @@ pub enum RouteKind {
     Redirect { to: String, status: u16 },
     /// `cgi = "DIR"`: a directory whose executable files are run as CGI scripts.
     Cgi(PathBuf),
+    /// `proxy = "http://HOST:PORT[/path]"` or `"unix:/path"`: requests are passed to that
+    /// upstream (its name resolved when the configuration is loaded).
+    Proxy(Upstream),
+}
+
+/// Where a proxy route sends requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    /// As configured (for --print-config and logs).
+    pub url: String,
+    pub addr: UpstreamAddr,
+    /// `host[:port]` of the URL (the `Host` sent when `proxy_host` says so).
+    pub authority: String,
+    /// The URL's path: the route's prefix is replaced by it. `None`: the request's path is
+    /// passed whole.
+    pub path: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamAddr {
+    /// Every address the name resolved to, tried in order.
+    Tcp(Vec<std::net::SocketAddr>),
+    Unix(PathBuf),
 }
 
 /// The options a top level, a host or a route may set; each level's values are merged over
@@ -246,6 +269,13 @@ pub struct SiteOptions {
     pub cgi_max_processes: usize,
     /// Variables of tern's own environment a CGI child inherits.
     pub cgi_env: Vec<String>,
+    /// An upstream that has not connected or sent its response head (or any body byte)
+    /// for this long: 504 (or, mid-body, the connection closes).
+    pub proxy_timeout: crate::conn::Millis,
+    /// `Host` sent upstream; `None`: the client's.
+    pub proxy_host: Option<String>,
+    /// Keep (and extend) the client's `X-Forwarded-*` and `Forwarded` instead of replacing.
+    pub trust_forwarded: bool,
 }
 
 impl Default for SiteOptions {
@@ -263,6 +293,9 @@ impl Default for SiteOptions {
             cgi_timeout: 30_000,
             cgi_max_processes: 16,
             cgi_env: vec!["PATH".into()],
+            proxy_timeout: 60_000,
+            proxy_host: None,
+            trust_forwarded: false,
         }
     }
 }

@@ -123,6 +123,7 @@ fn routes(w: &mut String, h: &Host, root: Option<&Route>, table: &str) {
                 line(w, "status", &status.to_string());
             }
             RouteKind::Cgi(p) => line(w, "cgi", &quote(&abs(p))),
+            RouteKind::Proxy(u) => line(w, "proxy", &quote(&u.url)),
         }
         if !r.run.is_empty() {
             let pairs: Vec<String> = r
@@ -205,6 +206,19 @@ fn site(w: &mut String, s: &SiteOptions, base: Option<&SiteOptions>) {
     }
     if differs(&|b| b.cgi_max_processes == s.cgi_max_processes) {
         line(w, "cgi_max_processes", &s.cgi_max_processes.to_string());
+    }
+    if differs(&|b| b.proxy_timeout == s.proxy_timeout) {
+        line(w, "proxy_timeout", &quote(&show_duration(s.proxy_timeout)));
+    }
+    if differs(&|b| b.proxy_host == s.proxy_host) {
+        line(
+            w,
+            "proxy_host",
+            &quote(s.proxy_host.as_deref().unwrap_or("")),
+        );
+    }
+    if differs(&|b| b.trust_forwarded == s.trust_forwarded) {
+        line(w, "trust_forwarded", &s.trust_forwarded.to_string());
     }
     if differs(&|b| b.cgi_env == s.cgi_env) {
         let names: Vec<String> = s.cgi_env.iter().map(|n| quote(n)).collect();

@@ -121,6 +121,9 @@ pub(super) struct RawSite {
     pub cgi_timeout: Option<Duration>,
     pub cgi_max_processes: Option<Spanned<i64>>,
     pub cgi_env: Option<Spanned<List>>,
+    pub proxy_timeout: Option<Duration>,
+    pub proxy_host: Option<Spanned<String>>,
+    pub trust_forwarded: Option<bool>,
 }
 
 /// Declares a table struct with its own fields followed by the per-site options, and
@@ -146,6 +149,9 @@ macro_rules! with_site_options {
             pub cgi_timeout: Option<Duration>,
             pub cgi_max_processes: Option<Spanned<i64>>,
             pub cgi_env: Option<Spanned<List>>,
+            pub proxy_timeout: Option<Duration>,
+            pub proxy_host: Option<Spanned<String>>,
+            pub trust_forwarded: Option<bool>,
         }
 
         impl $name {
@@ -164,6 +170,9 @@ macro_rules! with_site_options {
                     cgi_timeout: self.cgi_timeout.take(),
                     cgi_max_processes: self.cgi_max_processes.take(),
                     cgi_env: self.cgi_env.take(),
+                    proxy_timeout: self.proxy_timeout.take(),
+                    proxy_host: self.proxy_host.take(),
+                    trust_forwarded: self.trust_forwarded.take(),
                 }
             }
         }
@@ -228,6 +237,7 @@ with_site_options! {
         static_: Option<Spanned<String>>,
         redirect: Option<Spanned<String>>,
         cgi: Option<Spanned<String>>,
+        proxy: Option<Spanned<String>>,
         status: Option<Spanned<i64>>,
         fallback: Option<Spanned<String>>,
         run: Option<Table>,

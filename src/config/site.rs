@@ -31,6 +31,10 @@ pub(super) struct Layer {
     cgi_timeout: Option<crate::conn::Millis>,
     cgi_max_processes: Option<usize>,
     cgi_env: Option<Vec<String>>,
+    proxy_timeout: Option<crate::conn::Millis>,
+    /// `""`: pass the client's `Host` (turns an inherited value off).
+    proxy_host: Option<String>,
+    trust_forwarded: Option<bool>,
 }
 
 impl Layer {
@@ -109,6 +113,20 @@ impl Layer {
             }
             l.cgi_env = Some(names);
         }
+        l.proxy_timeout = raw.proxy_timeout.map(|d| d.0.max(1));
+        if let Some(v) = raw.proxy_host {
+            let h = v.get_ref();
+            if h.is_empty() || crate::http::request::valid_host(h.as_bytes()) {
+                l.proxy_host = Some(h.clone());
+            } else {
+                e.at(
+                    file,
+                    &v.span(),
+                    format!("proxy_host {}: not a host", quote(h)),
+                );
+            }
+        }
+        l.trust_forwarded = raw.trust_forwarded;
         l
     }
 
@@ -155,6 +173,11 @@ impl Layer {
         if let Some(env) = &self.cgi_env {
             o.cgi_env = env.clone();
         }
+        o.proxy_timeout = self.proxy_timeout.unwrap_or(o.proxy_timeout);
+        if let Some(h) = &self.proxy_host {
+            o.proxy_host = (!h.is_empty()).then(|| h.clone());
+        }
+        o.trust_forwarded = self.trust_forwarded.unwrap_or(o.trust_forwarded);
         for (code, page) in &self.error_pages {
             o.error_pages.retain(|(c, _)| c != code);
             if let Some(p) = page {

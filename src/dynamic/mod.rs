@@ -26,6 +26,7 @@ use crate::server::jobs::Jobs;
 pub const MAX_FDS: usize = 4;
 
 pub mod cgi;
+pub mod proxy;
 
 /// What happened that concerns a task.
 pub enum Event {
@@ -55,6 +56,8 @@ pub struct Cx<'a> {
     pub heads: &'a mut dyn Heads,
     pub registry: &'a Registry,
     pub(crate) jobs: &'a mut Jobs,
+    /// Idle upstream connections (the proxy's keep-alive pool).
+    pub(crate) pool: &'a mut proxy::Pool,
     /// This task's id as an owner of jobs.
     pub(crate) me: u64,
     /// Token of descriptor 0.

@@ -217,7 +217,7 @@ fn spec<F: Fs>(
             set("CONTENT_LENGTH", n.to_string().as_bytes());
         }
     }
-    for (name, value) in header_lines(head) {
+    for (name, value) in crate::http::request::header_lines(head) {
         if name.eq_ignore_ascii_case(b"content-type") {
             put(&mut env, "CONTENT_TYPE", value);
             continue;
@@ -292,16 +292,6 @@ fn http_var(name: &[u8]) -> Option<String> {
     Some(v)
 }
 
-/// The header fields of a head the parser accepted (so every line is `name: value`).
-fn header_lines(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    head.split(|&b| b == b'\n').skip(1).filter_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = memchr::memchr(b':', line)?;
-        let value = line[colon + 1..].trim_ascii();
-        Some((&line[..colon], value))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,7 +310,7 @@ mod tests {
         assert_eq!(strip_port(b"[::1]:80"), b"[::1]");
         assert_eq!(strip_port(b"[::1]"), b"[::1]");
         let head = b"GET / HTTP/1.1\r\nHost: a\r\nX-A:  1 \r\n\r\n";
-        let v: Vec<_> = header_lines(head).collect();
+        let v: Vec<_> = crate::http::request::header_lines(head).collect();
         assert_eq!(v, vec![(&b"Host"[..], &b"a"[..]), (b"X-A", b"1")]);
     }
 }

@@ -3,6 +3,7 @@
 //! responses, the access log and the error log are written here, in one place.
 mod cgi;
 pub mod listing;
+mod proxy;
 mod redirect;
 pub mod route;
 pub mod static_files;
@@ -47,6 +48,9 @@ pub struct Site {
     pub cgi_timeout: crate::conn::Millis,
     pub cgi_max_processes: usize,
     pub cgi_env: Vec<String>,
+    pub proxy_timeout: crate::conn::Millis,
+    pub proxy_host: Option<Box<[u8]>>,
+    pub trust_forwarded: bool,
 }
 
 impl Site {
@@ -69,6 +73,9 @@ impl Site {
             cgi_timeout: o.cgi_timeout,
             cgi_max_processes: o.cgi_max_processes,
             cgi_env: o.cgi_env.clone(),
+            proxy_timeout: o.proxy_timeout,
+            proxy_host: o.proxy_host.as_ref().map(|h| h.as_bytes().into()),
+            trust_forwarded: o.trust_forwarded,
         }
     }
 }
@@ -426,6 +433,7 @@ impl<F: Fs> Handler<F> {
                 )
             }
             Kind::Cgi | Kind::Script => cgi::serve(self, ex, out, info, query, at),
+            Kind::Proxy => proxy::serve(self, ex, out, query, at, info.trailing_slash),
             _ if !matches!(ex.req.method, Method::Get | Method::Head | Method::Options) => {
                 self.not_allowed(out, ex.persist)
             }

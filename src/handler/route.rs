@@ -55,6 +55,10 @@ pub enum Action {
     Redirect { to: Box<[u8]>, status: u16 },
     /// Files beneath a directory run as CGI scripts (`cgi = "DIR"`).
     Cgi { root: RootId },
+    /// Requests passed to an upstream (`proxy = "http://..."`).
+    Proxy {
+        upstream: Rc<crate::config::Upstream>,
+    },
 }
 
 /// How a route runs scripts: every executable file (`cgi`), or files by extension (`run`
@@ -93,6 +97,8 @@ pub enum Kind {
     Cgi,
     /// A static route with `run`: files with a mapped extension are scripts.
     Script,
+    /// `proxy = "..."`.
+    Proxy,
 }
 
 impl Kind {
@@ -100,7 +106,7 @@ impl Kind {
     /// offered to it, up to its `max_body`, instead of being refused with 413 at once).
     pub fn reads_body(self) -> bool {
         match self {
-            Kind::Cgi | Kind::Script => true,
+            Kind::Cgi | Kind::Script | Kind::Proxy => true,
             Kind::Static | Kind::File | Kind::Redirect => false,
         }
     }
@@ -417,7 +423,7 @@ impl Router {
                     Action::Static { root } | Action::File { root, .. } | Action::Cgi { root } => {
                         v.push(root)
                     }
-                    Action::Redirect { .. } => {}
+                    Action::Redirect { .. } | Action::Proxy { .. } => {}
                 }
             }
         }
@@ -474,6 +480,9 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
             RouteKind::Cgi(path) => Action::Cgi {
                 root: add_root(fs, path, &r.site.mime)?,
             },
+            RouteKind::Proxy(up) => Action::Proxy {
+                upstream: Rc::new(up.clone()),
+            },
         };
         let scripts = match &r.kind {
             RouteKind::Cgi(dir) => Some(scripts_of(dir, &[])),
@@ -496,6 +505,7 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
             Action::File { root, .. } => (Kind::File, *root),
             Action::Redirect { .. } => (Kind::Redirect, 0),
             Action::Cgi { root } => (Kind::Cgi, *root),
+            Action::Proxy { .. } => (Kind::Proxy, 0),
         };
         let kind = if kind == Kind::Static && scripts.is_some() {
             Kind::Script
@@ -547,7 +557,7 @@ fn resolve_static(v: &Vhost, rel: &[u8]) -> Option<(RootId, Box<[u8]>)> {
         Match::Route { route, rest } => match &v.routes[route].action {
             Action::Static { root } => Some((*root, norm[rest..].into())),
             Action::File { root, name } => Some((*root, name.clone())),
-            Action::Redirect { .. } | Action::Cgi { .. } => None,
+            Action::Redirect { .. } | Action::Cgi { .. } | Action::Proxy { .. } => None,
         },
         _ => None,
     }

@@ -114,6 +114,7 @@ impl Server {
             heads: &mut self.handler,
             registry: self.poll.registry(),
             jobs: &mut self.jobs,
+            pool: &mut self.upstreams,
             me: job_owner(a, aux.generation),
             base: AUX_BASE + a * MAX_FDS,
             addrs: match ev {

@@ -86,6 +86,8 @@ pub struct Server {
     /// Children of unbound tasks, being terminated and waiting to be reaped.
     orphans: Vec<aux::Orphan>,
     jobs: jobs::Jobs,
+    /// Idle keep-alive connections to proxy upstreams.
+    upstreams: crate::dynamic::proxy::Pool,
     pool: Pool,
     handler: Handler<RealFs>,
     lim: Limits,
@@ -229,6 +231,7 @@ impl Server {
             generation: 0,
             orphans: Vec::new(),
             jobs,
+            upstreams: Default::default(),
             pool: Pool::new(lim.max_head.min(16 * 1024), 1024),
             handler,
             lim,
