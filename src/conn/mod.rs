@@ -355,6 +355,8 @@ pub struct Conn {
     /// the decisions at the end of whichever phase the connection is in (hyper's
     /// `disable_keep_alive`).
     shutting_down: bool,
+    /// A streamed response ended short: the close after it says `StreamBroken`.
+    stream_broken: bool,
     served: u32,
     /// Deadline of the input side: head, keep-alive idle, body or linger, by phase.
     t_input: Millis,
@@ -379,6 +381,7 @@ impl Conn {
             phase: Phase::ReadHead,
             ready: READ_READY | WRITE_READY,
             shutting_down: false,
+            stream_broken: false,
             served: 0,
             t_input: now + lim.header_timeout,
             t_send: 0,
@@ -790,7 +793,9 @@ impl Conn {
                     self.set_phase(Phase::Linger);
                     return true;
                 }
-                let reason = if self.shutting_down {
+                let reason = if self.stream_broken {
+                    CloseReason::StreamBroken
+                } else if self.shutting_down {
                     CloseReason::Shutdown
                 } else {
                     CloseReason::Done

@@ -274,7 +274,8 @@ impl Conn {
         }
         self.bufs.as_ref().is_some_and(|b| {
             let p = &b.pending;
-            p.body_left && p.body == BodyUse::Forward && !p.detached && b.fwd.len() < FWD_MAX
+            let staged = b.fwd.len() - b.fwd_at;
+            p.body_left && p.body == BodyUse::Forward && !p.detached && staged < FWD_MAX
         })
     }
 
@@ -380,6 +381,12 @@ impl Conn {
     pub fn body_taken(&mut self, n: usize) {
         if let Some(b) = self.bufs.as_mut() {
             b.fwd_at = (b.fwd_at + n).min(b.fwd.len());
+            if b.fwd_at == b.fwd.len() {
+                // All taken: the whole staging room is free again (reading may resume
+                // even when no undecoded input is left to trigger the compaction).
+                b.fwd.clear();
+                b.fwd_at = 0;
+            }
         }
     }
 
@@ -554,11 +561,12 @@ impl Conn {
         b.out.begin(false);
         if whole {
             self.finish(&mut b, now, lim);
-        } else if b.pending.stream == (Stream::Raw { left: None }) {
-            // A close-delimited body cannot say it is short; flush what came and close.
-            self.set_phase(Phase::Draining);
         } else {
-            self.bufs_close(&mut b, CloseReason::StreamBroken);
+            // What came is flushed, then the connection closes: a chunked body without its
+            // last chunk, or one short of its length, tells the client it is incomplete (a
+            // close-delimited one cannot say so).
+            self.stream_broken = true;
+            self.set_phase(Phase::Draining);
         }
         self.bufs = Some(b);
     }

@@ -378,9 +378,24 @@ fn http_1_0_streams_are_close_delimited_and_broken_streams_close() {
     t.run();
     let now = t.now;
     t.conn.stream_end(now, &t.lim, false);
+    t.conn.stream_data(b"more");
     assert_eq!(t.run(), Turn::Close);
     assert_eq!(t.conn.close_reason(), Some(CloseReason::StreamBroken));
     assert!(t.output().ends_with("4\r\npart\r\n"), "never a last chunk");
+
+    // Queued and not yet written when the source fails: still flushed, then closed.
+    let mut t = T::new(BodyUse::Discard, 0);
+    t.send(LATE);
+    t.sock.write_room = Some(0);
+    t.start_stream();
+    t.conn.stream_data(b"queued");
+    let now = t.now;
+    t.conn.stream_end(now, &t.lim, false);
+    t.run();
+    t.sock.write_room = None;
+    t.conn.set_writable();
+    assert_eq!(t.run(), Turn::Close);
+    assert!(t.output().ends_with("6\r\nqueued\r\n"));
 }
 
 #[test]
@@ -431,4 +446,20 @@ fn an_internal_redirect_is_routed_like_a_request_at_most_ten_deep() {
         "{out}"
     );
     assert_eq!(t.conn.phase(), Phase::ReadHead);
+}
+
+#[test]
+fn taking_the_staged_body_resumes_reading_even_with_nothing_left_to_decode() {
+    // The staging buffer fills exactly as the read buffer empties; more arrives; the sink
+    // takes everything staged: reading must resume though nothing is left to decode (a stall
+    // here once hung large uploads through the proxy).
+    let mut t = T::new(BodyUse::Forward, 1 << 20);
+    let total = pending::FWD_MAX + 10_000;
+    let head = format!("POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n");
+    t.send(&[head.as_bytes(), &vec![b'q'; pending::FWD_MAX]].concat());
+    assert_eq!(t.conn.body_data().len(), pending::FWD_MAX);
+    t.send(&[b'r'; 10_000]);
+    assert_eq!(t.take_body().len(), pending::FWD_MAX);
+    assert_eq!(t.take_body(), vec![b'r'; 10_000], "stalled");
+    assert!(t.conn.body_finished());
 }

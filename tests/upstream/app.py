@@ -4,6 +4,7 @@ Usage: app.py tcp | app.py unix PATH"""
 import http.server, os, socket, socketserver, sys, threading, time
 
 CONNECTIONS = 0
+REQUESTS = 0
 LOCK = threading.Lock()
 
 
@@ -50,9 +51,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
     def handle_any(self):
+        global REQUESTS
+        with LOCK:
+            REQUESTS += 1
         path = self.path.split("?")[0]
-        if path.startswith("/app"):
-            path = path[4:] or "/"
+        for prefix in ("/app", "/unix"):
+            if path.startswith(prefix):
+                path = path[len(prefix):] or "/"
         if path.startswith("/echo"):
             body = self.body()
             lines = [f"{self.command} {self.path} {self.request_version}"]
@@ -62,6 +67,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send(200, text, extra=[("X-Upstream", "yes"), ("Connection", "keep-alive, x-hop"), ("X-Hop", "secret")])
         elif path == "/count":
             self.send(200, str(CONNECTIONS).encode())
+        elif path == "/requests":
+            self.send(200, str(REQUESTS).encode())
         elif path.startswith("/big"):
             n = int(self.path.split("n=")[1])
             block = bytes(range(256)) * 4096
