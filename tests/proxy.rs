@@ -41,7 +41,11 @@ impl App {
 
 impl Drop for App {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM, so a gunicorn master takes its workers down with it.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -328,4 +332,124 @@ fn smuggling_shapes_never_reach_the_upstream() {
         "{} requests reached the upstream",
         after - before
     );
+}
+
+/// Starts tern with one proxy route `/w/` onto `upstream`.
+fn front(site: &Site, upstream: &str) -> Server {
+    let cfg = site.outside("front.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "root = {:?}\n[route.\"/w/\"]\nproxy = \"{upstream}\"\n",
+            site.root()
+        ),
+    )
+    .unwrap();
+    Server::start_config(&cfg, &site.outside("front.log"), &[])
+}
+
+/// GET and a 1 MiB POST through `/w/` to the WSGI application.
+fn wsgi_dialogue(server: &Server, prefix: &str) {
+    let (code, out) = curl(&[
+        "-H",
+        "X-Forwarded-For: 6.6.6.6",
+        &server.url("/w/hello?x=1"),
+    ]);
+    assert_eq!(code, 0);
+    let out = text(&out);
+    assert!(
+        out.starts_with(&format!(
+            "GET {prefix}hello x=1 xff=127.0.0.1 host={} len=0\n",
+            server.addr
+        )),
+        "{out}"
+    );
+    let site = Site::new();
+    let p = site.outside("post");
+    let data = common::pattern(1 << 20, 9);
+    std::fs::write(&p, &data).unwrap();
+    let (code, out) = curl(&[
+        "--data-binary",
+        &format!("@{}", p.display()),
+        &server.url("/w/up"),
+    ]);
+    assert_eq!(code, 0);
+    let nl = out.iter().position(|&b| b == b'\n').unwrap();
+    assert!(
+        text(&out[..nl]).ends_with("len=1048576"),
+        "{}",
+        text(&out[..nl])
+    );
+    assert!(
+        out[nl + 1..] == data[..],
+        "the body went up and came back byte for byte"
+    );
+}
+
+#[test]
+fn a_wsgi_application_under_wsgiref() {
+    let site = Site::standard();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upstream/wsgi_app.py");
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is installed (make test installs it through .ci/deps)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("port ")
+        .expect("port line")
+        .to_string();
+    let app = App {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+    };
+    let server = front(&site, &format!("http://{}/", app.addr));
+    // wsgiref answers HTTP/1.0 and closes: every request gets a new upstream connection.
+    wsgi_dialogue(&server, "/");
+    wsgi_dialogue(&server, "/");
+}
+
+#[test]
+fn a_wsgi_application_under_gunicorn_over_a_unix_socket() {
+    let ok = Command::new("python3")
+        .args(["-c", "import gunicorn"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "gunicorn is needed (make test installs it through .ci/deps: pip install gunicorn)"
+    );
+    let site = Site::standard();
+    let sock = site.outside("gunicorn.sock");
+    let mut child = Command::new("python3")
+        .args(["-m", "gunicorn", "--workers", "2", "--bind"])
+        .arg(format!("unix:{}", sock.display()))
+        .arg("--chdir")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upstream"))
+        .arg("wsgi_app:app")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 -m gunicorn");
+    // Ready once it says where it listens.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("Listening at") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "gunicorn exited");
+    }
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let app = App {
+        child,
+        addr: sock.display().to_string(),
+    };
+    let server = front(&site, &format!("unix:{}", app.addr));
+    // unix: upstreams get the request's whole path.
+    wsgi_dialogue(&server, "/w/");
 }
