@@ -453,3 +453,65 @@ fn a_wsgi_application_under_gunicorn_over_a_unix_socket() {
     // unix: upstreams get the request's whole path.
     wsgi_dialogue(&server, "/w/");
 }
+
+#[test]
+fn a_websocket_upgrade_becomes_a_two_way_tunnel() {
+    let t = start();
+    let mut c = t.server.connect();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(
+        b"GET /app/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        c.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    let head = text(&head);
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("\r\nConnection: upgrade\r\n") && head.contains("\r\nUpgrade: websocket\r\n"),
+        "{head}"
+    );
+    assert!(
+        !head.contains("Content-Length") && !head.contains("chunked"),
+        "{head}"
+    );
+    // A masked WebSocket text frame "hello", then a large burst: each comes back as sent.
+    let frame = [
+        0x81u8,
+        0x85,
+        1,
+        2,
+        3,
+        4,
+        b'h' ^ 1,
+        b'e' ^ 2,
+        b'l' ^ 3,
+        b'l' ^ 4,
+        b'o' ^ 1,
+    ];
+    c.write_all(&frame).unwrap();
+    let mut back = [0u8; 11];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(back, frame);
+    let burst = common::pattern(300_000, 11);
+    let mut w = c.try_clone().unwrap();
+    let sent = burst.clone();
+    let writer = std::thread::spawn(move || w.write_all(&sent).unwrap());
+    let mut got = vec![0u8; burst.len()];
+    c.read_exact(&mut got).unwrap();
+    writer.join().unwrap();
+    assert!(got == burst, "300 KB through the tunnel both ways");
+    // The client closes: the tunnel (and the upstream connection) ends.
+    drop(c);
+    // Without Upgrade the same path is plain HTTP.
+    let out = text(&get(&t.server, "/app/ws", ""));
+    assert!(out.starts_with("HTTP/1.1 426 "), "{out}");
+}

@@ -64,6 +64,11 @@ pub enum AnswerBody {
     /// Pieces follow through [`Conn::stream_data`]; `Some(n)`: the source said `n` bytes
     /// (the writer sends that `Content-Length`), `None`: unknown, chunked or close-delimited.
     Stream(Option<u64>),
+    /// A `101 Switching Protocols`: from here on the connection is a two-way byte tunnel.
+    /// Bytes from the client (those already buffered first) come through
+    /// [`Conn::body_data`], bytes for it go through [`Conn::stream_data`] as they are;
+    /// [`Conn::stream_end`] (or the client's EOF) ends it and the connection closes.
+    Tunnel,
 }
 
 /// What the writer of a late answer gets.
@@ -468,7 +473,22 @@ impl Conn {
         let p = &mut b.pending;
         // A body never asked for (100 Continue not sent) may still come: close after.
         p.persist.keep_alive &= !(self.shutting_down || p.body_left && p.expect);
+        let mut writer_persist = p.persist;
         let (stream, chunked) = match body {
+            AnswerBody::Tunnel => {
+                // The writer's head says `Connection: upgrade`, not close; the connection
+                // still never returns to HTTP.
+                writer_persist.keep_alive = true;
+                p.persist.keep_alive = false;
+                // Every further client byte is tunnel data: a body without end.
+                b.body = BodyDecoder::Length(u64::MAX);
+                p.body_left = true;
+                p.body = BodyUse::Forward;
+                p.max_body = u64::MAX;
+                p.detached = false;
+                b.body_seen = 0;
+                (Stream::Raw { left: None }, false)
+            }
             AnswerBody::Complete => (Stream::Raw { left: Some(0) }, false),
             AnswerBody::Stream(Some(n)) => (Stream::Raw { left: Some(n) }, false),
             AnswerBody::Stream(None) if p.persist.version == Version::Http11 => {
@@ -487,7 +507,7 @@ impl Conn {
         b.out.begin(p.head_only);
         let mut a = Answer {
             out: &mut b.out,
-            persist: p.persist,
+            persist: writer_persist,
             chunked,
         };
         write(&mut a);

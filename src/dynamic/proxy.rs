@@ -125,6 +125,8 @@ pub struct Request {
     pub chunked: bool,
     pub has_body: bool,
     pub head_method: bool,
+    /// The request asks for `Upgrade: websocket` (passed on): a 101 starts a tunnel.
+    pub upgrade: bool,
     pub line: Box<[u8]>,
     pub referer: Option<Box<[u8]>>,
     pub user_agent: Option<Box<[u8]>>,
@@ -376,7 +378,7 @@ impl ProxyTask {
 
     fn parse_head(&mut self, cx: &mut Cx<'_>) {
         loop {
-            let h = match upstream::parse(&self.inb, self.req.head_method) {
+            let h = match upstream::parse(&self.inb, self.req.head_method, self.req.upgrade) {
                 Ok(Some(h)) => h,
                 Ok(None) => return,
                 Err(why) => {
@@ -384,6 +386,9 @@ impl ProxyTask {
                     return self.fail(cx, 502, "");
                 }
             };
+            if h.status == 101 {
+                return self.start_tunnel(cx, h);
+            }
             if h.status < 200 {
                 // 100 Continue and friends: tern answered the client's expectation itself.
                 self.inb.drain(..h.len);
@@ -427,6 +432,39 @@ impl ProxyTask {
                 self.on_bytes(cx, &rest);
             }
             return;
+        }
+    }
+
+    /// The upstream switched protocols: answer 101 and carry bytes both ways until either
+    /// side closes (idle for `proxy_timeout`: closed).
+    fn start_tunnel(&mut self, cx: &mut Cx<'_>, h: upstream::UpstreamHead) {
+        let head = std::mem::take(&mut self.inb);
+        let span = |(s, l): (usize, usize)| &head[s..s + l];
+        let proto = crate::http::request::header_lines(&head[..h.len])
+            .find(|(n, _)| n.eq_ignore_ascii_case(b"upgrade"))
+            .map_or(&b"websocket"[..], |(_, v)| v);
+        let site = Rc::clone(&self.site);
+        let heads = &mut *cx.heads;
+        cx.conn.answer(cx.now, cx.lim, AnswerBody::Tunnel, |a| {
+            heads.head(&site, a.out, 101, a.persist);
+            let buf = &mut a.out.buf;
+            for (n, v) in &h.fields {
+                response::header(buf, span(*n), span(*v));
+            }
+            response::header(buf, b"Connection", b"upgrade");
+            response::header(buf, b"Upgrade", proto);
+            response::end(buf);
+        });
+        self.status = 101;
+        // Tunnel bytes: passed as they are, until the upstream closes.
+        self.state = State::Body {
+            decoder: None,
+            keep_alive: false,
+        };
+        self.body_done = false;
+        let rest = head[h.len..].to_vec();
+        if !rest.is_empty() {
+            self.on_bytes(cx, &rest);
         }
     }
 

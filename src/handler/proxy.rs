@@ -130,6 +130,19 @@ pub(super) fn serve<F: Fs>(
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
         .map(|(_, v)| v)
         .collect();
+    // `Upgrade: websocket` with `Connection: upgrade` is passed on (a 101 starts a tunnel);
+    // no other protocol switch is.
+    let upgrade = ex.req.method == Method::Get
+        && connection.iter().any(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+        })
+        && lines.clone().any(|(n, v)| {
+            n.eq_ignore_ascii_case(b"upgrade") && v.eq_ignore_ascii_case(b"websocket")
+        });
+    if upgrade {
+        req.extend_from_slice(b"Connection: upgrade\r\nUpgrade: websocket\r\n");
+    }
     let (mut xff, mut xfp, mut xfh, mut fwd) = (Vec::new(), None, None, Vec::new());
     for (name, value) in lines {
         if site.trust_forwarded {
@@ -180,6 +193,7 @@ pub(super) fn serve<F: Fs>(
         chunked,
         has_body: ex.req.has_body(),
         head_method: ex.req.method == Method::Head,
+        upgrade,
         line: first_line(head).into(),
         referer: ex.req.referer.map(|s| s.get(head).into()),
         user_agent: ex.req.user_agent.map(|s| s.get(head).into()),

@@ -80,7 +80,13 @@ fn span_of(base: &[u8], part: &[u8]) -> (usize, usize) {
 /// the request was HEAD (no body follows whatever the fields say). Interim 1xx responses
 /// other than 101 are reported as such (status < 200, framing `None`): skip them and parse
 /// again after `len`.
-pub fn parse(buf: &[u8], head_req: bool) -> Result<Option<UpstreamHead>, &'static str> {
+/// `upgrade`: the request asked for a protocol switch, so a `101` is the tunnel's start
+/// (framing `None`; what follows the head is tunnel data), not an error.
+pub fn parse(
+    buf: &[u8],
+    head_req: bool,
+    upgrade: bool,
+) -> Result<Option<UpstreamHead>, &'static str> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -93,7 +99,7 @@ pub fn parse(buf: &[u8], head_req: bool) -> Result<Option<UpstreamHead>, &'stati
     };
     let status = resp.code.ok_or("no status")?;
     let http11 = resp.version == Some(1);
-    if status == 101 {
+    if status == 101 && !upgrade {
         return Err("upgrade not allowed here");
     }
     let mut connection: Vec<&[u8]> = Vec::new();
@@ -164,11 +170,11 @@ pub fn parse(buf: &[u8], head_req: bool) -> Result<Option<UpstreamHead>, &'stati
 /// The fuzz entry: a response head and body framing never panic, spans stay inside the
 /// head, passed fields are never hop-by-hop, and a body decoder never reads past its input.
 pub fn fuzz_one(data: &[u8]) {
-    let (head_req, data) = match data.split_first() {
-        Some((b, rest)) => (b & 1 == 1, rest),
+    let (head_req, upgrade, data) = match data.split_first() {
+        Some((b, rest)) => (b & 1 == 1, b & 2 == 2, rest),
         None => return,
     };
-    let Ok(Some(h)) = parse(data, head_req) else {
+    let Ok(Some(h)) = parse(data, head_req, upgrade) else {
         return;
     };
     assert!(h.len <= data.len());
@@ -193,7 +199,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<Option<UpstreamHead>, &'static str> {
-        parse(s.as_bytes(), false)
+        parse(s.as_bytes(), false, false)
     }
 
     #[test]
@@ -234,6 +240,9 @@ mod tests {
             .unwrap();
         assert_eq!(h.framing, BodyFraming::Length(3));
         assert_eq!(p("HTTP/1.1 200 OK\r\nContent-Le"), Ok(None));
+        let up = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        let h = parse(up, false, true).unwrap().unwrap();
+        assert_eq!((h.status, h.framing), (101, BodyFraming::None));
     }
 
     #[test]

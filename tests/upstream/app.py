@@ -65,6 +65,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             lines.append(f"body-length: {len(body)}")
             text = "\n".join(lines).encode() + b"\n\n" + body
             self.send(200, text, extra=[("X-Upstream", "yes"), ("Connection", "keep-alive, x-hop"), ("X-Hop", "secret")])
+        elif path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
+            # A tunnel echo: after the 101, every byte comes back (framing is the client's).
+            self.raw(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            conn = self.connection
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                conn.sendall(data)
+        elif path == "/ws":
+            self.send(426, b"upgrade required")
         elif path == "/count":
             self.send(200, str(CONNECTIONS).encode())
         elif path == "/requests":
