@@ -473,12 +473,8 @@ impl Conn {
         let p = &mut b.pending;
         // A body never asked for (100 Continue not sent) may still come: close after.
         p.persist.keep_alive &= !(self.shutting_down || p.body_left && p.expect);
-        let mut writer_persist = p.persist;
         let (stream, chunked) = match body {
             AnswerBody::Tunnel => {
-                // The writer's head says `Connection: upgrade`, not close; the connection
-                // still never returns to HTTP.
-                writer_persist.keep_alive = true;
                 p.persist.keep_alive = false;
                 // Every further client byte is tunnel data: a body without end.
                 b.body = BodyDecoder::Length(u64::MAX);
@@ -501,6 +497,12 @@ impl Conn {
             }
         };
         p.stream = stream;
+        let mut writer_persist = p.persist;
+        if body == AnswerBody::Tunnel {
+            // The writer's head says `Connection: upgrade`, not close; the connection still
+            // never returns to HTTP.
+            writer_persist.keep_alive = true;
+        }
         if b.out.is_empty() {
             self.t_send = now + lim.send_timeout;
         }

@@ -229,9 +229,13 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(h.framing, BodyFraming::None);
-        let h = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true)
-            .unwrap()
-            .unwrap();
+        let h = parse(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+            true,
+            false,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(h.framing, BodyFraming::None, "HEAD");
         let h = p("HTTP/1.1 100 Continue\r\n\r\n").unwrap().unwrap();
         assert_eq!((h.status, h.framing), (100, BodyFraming::None));
