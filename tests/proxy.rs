@@ -515,3 +515,65 @@ fn a_websocket_upgrade_becomes_a_two_way_tunnel() {
     let out = text(&get(&t.server, "/app/ws", ""));
     assert!(out.starts_with("HTTP/1.1 426 "), "{out}");
 }
+
+#[test]
+fn an_application_tern_starts_is_kept_alive_and_stopped() {
+    let site = Site::standard();
+    let sock = site.outside("managed.sock");
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upstream/app.py");
+    let cfg = site.outside("managed.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "root = {:?}\n[route.\"/m/\"]\nproxy = \"unix:{}\"\n\
+             command = [\"python3\", {:?}, \"unix\", {:?}]\n",
+            site.root(),
+            sock.display(),
+            app,
+            sock
+        ),
+    )
+    .unwrap();
+    let mut server = Server::start_config(&cfg, &site.outside("managed.log"), &[]);
+    // Until it listens: 503 with Retry-After; then its answers.
+    let pid_of = |server: &Server| -> Option<u32> {
+        let out = text(&get(server, "/m/pid", ""));
+        if out.starts_with("HTTP/1.1 503 ") {
+            assert!(out.contains("Retry-After: 1\r\n"), "{out}");
+            return None;
+        }
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+        out.rsplit("\r\n\r\n").next()?.trim().parse().ok()
+    };
+    let wait_pid = |server: &Server, not: Option<u32>| -> u32 {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(p) = pid_of(server).filter(|p| Some(*p) != not) {
+                return p;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "the application never answered"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let first = wait_pid(&server, None);
+    // It dies: tern starts it again.
+    assert!(Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let second = wait_pid(&server, Some(first));
+    assert_ne!(first, second);
+    server.wait_log(&["exited", "starting it again"]);
+    // tern stops: so does the application.
+    server.signal("TERM");
+    assert_eq!(server.wait(Duration::from_secs(10)), Some(0));
+    let gone = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        !Path::new(&format!("/proc/{second}")).exists()
+    });
+    assert!(gone, "the application is stopped with tern");
+}

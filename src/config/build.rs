@@ -572,7 +572,12 @@ fn route(
             RouteKind::Cgi(static_path(e, file, "cgi", p, true)?)
         }
         Some(Kind::Proxy(u)) => match upstream(u.get_ref()) {
-            Ok(up) => RouteKind::Proxy(up),
+            Ok(mut up) => {
+                if let Some(c) = &raw.command {
+                    up.command = command(e, file, c);
+                }
+                RouteKind::Proxy(up)
+            }
             Err(m) => {
                 e.at(
                     file,
@@ -605,6 +610,10 @@ fn route(
             })
             .ok()
     });
+    if let (Some(c), false) = (&raw.command, matches!(kind, RouteKind::Proxy(_))) {
+        let msg = format!("{name}: command needs a proxy route");
+        e.at(file, &c.span(), msg);
+    }
     let run = match &raw.run {
         Some(table) if dir_route && matches!(kind, RouteKind::Static(_)) => {
             run_table(e, file, table)
@@ -626,6 +635,40 @@ fn route(
     })
 }
 
+/// `command = ["gunicorn", "--bind", "unix:/run/app.sock", "app:app"]`: a program (found
+/// on `PATH` now, when not a path) and its arguments.
+fn command(e: &mut Errors, file: usize, c: &Spanned<super::raw::List>) -> Vec<String> {
+    let mut argv: Vec<String> = c.get_ref().0.iter().map(|(_, a)| a.clone()).collect();
+    let Some(prog) = argv.first().cloned() else {
+        e.at(
+            file,
+            &c.span(),
+            "command: expected a program and its arguments",
+        );
+        return Vec::new();
+    };
+    let found = if prog.contains('/') {
+        let p = e.outside(Path::new(&prog));
+        p.is_file().then_some(prog.clone())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(&prog))
+                .find(|p| p.is_file())
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+    };
+    match found {
+        Some(p) => argv[0] = p,
+        None => e.at(
+            file,
+            &c.span(),
+            format!("command: {}: no such program", quote(&prog)),
+        ),
+    }
+    argv
+}
+
 /// `http://HOST[:PORT][/path]` (the name resolved now: never inside the loop) or
 /// `unix:/absolute/path`.
 fn upstream(url: &str) -> Result<super::Upstream, String> {
@@ -639,6 +682,7 @@ fn upstream(url: &str) -> Result<super::Upstream, String> {
             addr: UpstreamAddr::Unix(PathBuf::from(path)),
             authority: "localhost".into(),
             path: None,
+            command: Vec::new(),
         });
     }
     let rest = url.strip_prefix("http://").ok_or(
@@ -678,6 +722,7 @@ fn upstream(url: &str) -> Result<super::Upstream, String> {
         addr: UpstreamAddr::Tcp(addrs),
         authority: authority.to_ascii_lowercase(),
         path: path.map(str::to_string),
+        command: Vec::new(),
     })
 }
 

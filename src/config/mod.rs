@@ -233,6 +233,9 @@ pub struct Upstream {
     /// The URL's path: the route's prefix is replaced by it. `None`: the request's path is
     /// passed whole.
     pub path: Option<String>,
+    /// `command = [...]`: the application process tern starts (after dropping privileges),
+    /// keeps alive and stops; empty when the upstream runs on its own.
+    pub command: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

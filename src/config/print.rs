@@ -123,7 +123,13 @@ fn routes(w: &mut String, h: &Host, root: Option<&Route>, table: &str) {
                 line(w, "status", &status.to_string());
             }
             RouteKind::Cgi(p) => line(w, "cgi", &quote(&abs(p))),
-            RouteKind::Proxy(u) => line(w, "proxy", &quote(&u.url)),
+            RouteKind::Proxy(u) => {
+                line(w, "proxy", &quote(&u.url));
+                if !u.command.is_empty() {
+                    let argv: Vec<String> = u.command.iter().map(|a| quote(a)).collect();
+                    line(w, "command", &format!("[{}]", argv.join(", ")));
+                }
+            }
         }
         if !r.run.is_empty() {
             let pairs: Vec<String> = r

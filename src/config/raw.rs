@@ -241,5 +241,6 @@ with_site_options! {
         status: Option<Spanned<i64>>,
         fallback: Option<Spanned<String>>,
         run: Option<Table>,
+        command: Option<Spanned<List>>,
     }
 }

@@ -463,3 +463,47 @@ fn taking_the_staged_body_resumes_reading_even_with_nothing_left_to_decode() {
     assert_eq!(t.take_body(), vec![b'r'; 10_000], "stalled");
     assert!(t.conn.body_finished());
 }
+
+#[test]
+fn a_tunnel_carries_raw_bytes_both_ways_until_it_ends() {
+    let mut t = T::new(BodyUse::Forward, 0);
+    // The client sends tunnel bytes right behind its upgrade request.
+    t.send(
+        b"GET /late HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nearly",
+    );
+    assert_eq!(t.conn.body_data(), b"", "no body before the switch");
+    let now = t.now;
+    t.conn.answer(now, &t.lim, AnswerBody::Tunnel, |a| {
+        assert!(a.persist.keep_alive, "the head says upgrade, not close");
+        a.out
+            .buf
+            .extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n");
+    });
+    t.run();
+    assert_eq!(
+        t.take_body(),
+        b"early",
+        "buffered bytes go first, undecoded"
+    );
+    t.send(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        t.take_body(),
+        b"GET / HTTP/1.1\r\n\r\n",
+        "never parsed as HTTP again"
+    );
+    t.conn.stream_data(b"0\r\nraw");
+    t.run();
+    let out = t.output();
+    assert_eq!(
+        out,
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n0\r\nraw"
+    );
+    let now = t.now;
+    t.conn.stream_end(now, &t.lim, true);
+    t.run();
+    assert!(
+        t.conn.is_closed() || t.conn.phase() == Phase::Linger,
+        "{:?}",
+        t.conn.phase()
+    );
+}

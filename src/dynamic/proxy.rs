@@ -239,10 +239,26 @@ impl ProxyTask {
                     self.connecting = true;
                     return;
                 }
-                Err(e) => self.note(cx, format_args!("connect: {e}")),
+                Err(e) if self.upstream.command.is_empty() => {
+                    self.note(cx, format_args!("connect: {e}"))
+                }
+                Err(_) => {}
             }
         }
-        self.fail(cx, 502, "no upstream address accepted the connection");
+        if self.upstream.command.is_empty() {
+            self.fail(cx, 502, "no upstream address accepted the connection");
+        } else {
+            // The application tern runs is (re)starting: not routed to until it listens.
+            self.status = 503;
+            self.finished = true;
+            self.bytes = cx.answer_bytes(
+                &Rc::clone(&self.site),
+                503,
+                b"Retry-After: 1\r\nContent-Type: text/plain\r\n",
+                b"starting\n",
+            );
+            self.log_access(cx);
+        }
     }
 
     fn note(&self, cx: &mut Cx<'_>, msg: std::fmt::Arguments<'_>) {
@@ -267,7 +283,9 @@ impl ProxyTask {
                 Ok(true) => self.connecting = false,
                 Ok(false) => return,
                 Err(e) => {
-                    self.note(cx, format_args!("connect: {e}"));
+                    if self.upstream.command.is_empty() {
+                        self.note(cx, format_args!("connect: {e}"));
+                    }
                     self.drop_sock(cx);
                     return self.connect(cx, false);
                 }

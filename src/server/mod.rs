@@ -20,6 +20,7 @@ use crate::handler::{Handler, Router};
 use crate::log::{AccessLog, ErrorLog, Level};
 use crate::sys;
 
+mod apps;
 mod aux;
 pub mod jobs;
 mod listen;
@@ -88,6 +89,8 @@ pub struct Server {
     jobs: jobs::Jobs,
     /// Idle keep-alive connections to proxy upstreams.
     upstreams: crate::dynamic::proxy::Pool,
+    /// Application processes of proxy routes (`command`), kept alive.
+    apps: Vec<apps::App>,
     pool: Pool,
     handler: Handler<RealFs>,
     lim: Limits,
@@ -232,6 +235,7 @@ impl Server {
             orphans: Vec::new(),
             jobs,
             upstreams: Default::default(),
+            apps: apps::from_config(cfg),
             pool: Pool::new(lim.max_head.min(16 * 1024), 1024),
             handler,
             lim,
@@ -331,6 +335,8 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         // Every listener is open and announced: tell systemd (the caller printed the lines).
         self.notify_ready(self.now());
+        // Privileges are dropped by now: applications run as the user tern runs as.
+        self.start_apps(self.now());
         loop {
             let now = self.now();
             if let Some(deadline) = self.shutdown_deadline {
@@ -382,6 +388,9 @@ impl Server {
             if self.accept_pending && now >= self.accept_after && self.shutdown_deadline.is_none() {
                 self.accept(now);
             }
+            if self.apps_deadline() <= now {
+                self.start_apps(now);
+            }
             if now >= self.next_sweep {
                 self.sweep(now);
                 self.next_sweep = now + SWEEP_EVERY;
@@ -393,6 +402,7 @@ impl Server {
             self.notify_tick(now);
         }
         self.end_all_tasks();
+        self.stop_apps();
         self.handler.log(Level::Info, format_args!("shut down"));
         self.handler.flush_logs();
         Ok(())
@@ -402,7 +412,10 @@ impl Server {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let mut wake = self.next_flush.min(self.notify_deadline());
+        let mut wake = self
+            .next_flush
+            .min(self.notify_deadline())
+            .min(self.apps_deadline());
         if !self.conns.is_empty() {
             wake = wake.min(self.next_sweep);
         }
@@ -607,7 +620,10 @@ impl Server {
                     ),
                 },
                 libc::SIGHUP => self.reload(),
-                libc::SIGCHLD => self.on_child(now),
+                libc::SIGCHLD => {
+                    self.on_child(now);
+                    self.reap_apps(now);
+                }
                 _ => self.reopen_logs(),
             }
         }

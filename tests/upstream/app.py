@@ -55,7 +55,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with LOCK:
             REQUESTS += 1
         path = self.path.split("?")[0]
-        for prefix in ("/app", "/unix"):
+        for prefix in ("/app", "/unix", "/m"):
             if path.startswith(prefix):
                 path = path[len(prefix):] or "/"
         if path.startswith("/echo"):
@@ -76,6 +76,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 conn.sendall(data)
         elif path == "/ws":
             self.send(426, b"upgrade required")
+        elif path == "/pid":
+            self.send(200, str(os.getpid()).encode())
         elif path == "/count":
             self.send(200, str(CONNECTIONS).encode())
         elif path == "/requests":
