@@ -72,7 +72,7 @@ fn start() -> T {
         &cfg,
         format!(
             "root = {root:?}\n\
-             [route.\"/app/\"]\nproxy = \"http://{a}/\"\n\
+             [route.\"/app/\"]\nproxy = \"http://{a}/\"\nmax_body = \"128MiB\"\n\
              [route.\"/whole/\"]\nproxy = \"http://{a}\"\n\
              [route.\"/trusted/\"]\nproxy = \"http://{a}/\"\ntrust_forwarded = true\n\
              proxy_host = \"backend.internal\"\n\
@@ -190,6 +190,47 @@ fn requests_are_re_framed_with_forwarding_headers_set_by_tern() {
         out.contains("\nHost: backend.internal\n"),
         "proxy_host: {out}"
     );
+}
+
+/// CRC-32 (zlib's), table-driven so 100 MiB take well under a second even unoptimised.
+fn crc32(data: &[u8]) -> u32 {
+    let mut table = [0u32; 256];
+    for (i, t) in table.iter_mut().enumerate() {
+        let mut c = i as u32;
+        for _ in 0..8 {
+            c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
+        }
+        *t = c;
+    }
+    let mut crc = !0u32;
+    for &b in data {
+        crc = table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+#[test]
+fn a_hundred_mib_up_and_down() {
+    let t = start();
+    let n = 100 << 20;
+    let (code, body) = curl(&[&t.server.url(&format!("/app/big?n={n}"))]);
+    assert_eq!((code, body.len()), (0, n));
+    let block: Vec<u8> = (0..=255u8).collect();
+    assert!(
+        body.chunks(256).all(|c| c == &block[..c.len()]),
+        "100 MiB byte for byte"
+    );
+    drop(body);
+    let p = t._site.outside("upload100");
+    let data = common::pattern(1 << 20, 17).repeat(100);
+    std::fs::write(&p, &data).unwrap();
+    let (code, out) = curl(&[
+        "--data-binary",
+        &format!("@{}", p.display()),
+        &t.server.url("/app/sink"),
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(text(&out), format!("{n} {:08x}", crc32(&data)));
 }
 
 #[test]

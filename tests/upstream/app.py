@@ -1,7 +1,7 @@
 """The test upstream of tests/proxy.rs: an HTTP/1.1 keep-alive server (threads) that echoes
 requests and misbehaves on purpose. Prints "port N" (or "unix PATH") once listening.
 Usage: app.py tcp | app.py unix PATH"""
-import http.server, os, socket, socketserver, sys, threading, time
+import http.server, os, socket, socketserver, sys, threading, time, zlib
 
 CONNECTIONS = 0
 REQUESTS = 0
@@ -76,6 +76,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 conn.sendall(data)
         elif path == "/ws":
             self.send(426, b"upgrade required")
+        elif path == "/sink":
+            # Reads the body as it comes and answers its length and CRC-32.
+            n, crc, left = 0, 0, int(self.headers.get("Content-Length") or 0)
+            while left:
+                data = self.rfile.read(min(left, 1 << 20))
+                if not data:
+                    break
+                n, crc, left = n + len(data), zlib.crc32(data, crc), left - len(data)
+            self.send(200, ("%d %08x" % (n, crc)).encode())
         elif path == "/pid":
             self.send(200, str(os.getpid()).encode())
         elif path == "/count":

@@ -185,7 +185,7 @@ fn unknown_keys() {
     assert!(
         e.starts_with(
             "tern.toml:3:1: unknown key \"statik\" in [vhost.\"a\".route.\"/x/\"]; expected one \
-             of static, redirect, cgi, proxy, status, fallback, run, index,"
+             of static, redirect, cgi, proxy, status, fallback, run, command, index,"
         ),
         "{e}"
     );
