@@ -174,6 +174,16 @@ fn requests_are_re_framed_with_forwarding_headers_set_by_tern() {
     );
     assert_eq!(head.matches("Server:").count(), 1, "{head}");
 
+    // HEAD: the head a GET gets, its length included, and no body.
+    let mut c = t.server.connect();
+    c.write_all(b"HEAD /app/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let head = text(&read_to_close(&mut c));
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nContent-Length: "), "{head}");
     // Without a path in the URL the request's path goes whole; trust_forwarded extends.
     let out = text(&get(&t.server, "/whole/x", ""));
     assert!(out.contains("404") && out.contains("no such page"), "{out}");

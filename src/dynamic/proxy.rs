@@ -429,6 +429,12 @@ impl ProxyTask {
                 }
                 match h.framing {
                     BodyFraming::Length(n) => response::content_length(buf, n),
+                    // HEAD: the same head as GET, so the length the upstream gave.
+                    BodyFraming::None if h.status != 304 => {
+                        if let Some(n) = h.content_length {
+                            response::content_length(buf, n);
+                        }
+                    }
                     BodyFraming::Chunked | BodyFraming::Close if a.chunked => {
                         buf.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
                     }

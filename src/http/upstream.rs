@@ -30,6 +30,8 @@ pub struct UpstreamHead {
     pub framing: BodyFraming,
     /// The upstream will keep the connection open after this response.
     pub keep_alive: bool,
+    /// The `Content-Length` it sent (for HEAD: the length a GET would have).
+    pub content_length: Option<u64>,
     /// End-to-end fields to pass on, as (name, value) spans of the head.
     pub fields: Vec<((usize, usize), (usize, usize))>,
 }
@@ -163,6 +165,7 @@ pub fn parse(
         len,
         framing,
         keep_alive,
+        content_length: length,
         fields,
     }))
 }
