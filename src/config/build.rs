@@ -812,3 +812,53 @@ fn redirect(
         status,
     }
 }
+
+#[cfg(test)]
+mod exec_tests {
+    use super::*;
+
+    #[test]
+    fn executing_a_directory_that_is_written_to_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let uploads = dir.path().join("uploads");
+        let scripts = uploads.join("cgi");
+        std::fs::create_dir_all(&scripts).unwrap();
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        let route = |prefix: &str, kind: RouteKind| Route {
+            prefix: prefix.into(),
+            kind,
+            site: SiteOptions::default(),
+            fallback: None,
+            run: Vec::new(),
+        };
+        let mut run = route("/r/", RouteKind::Static(other.clone()));
+        run.run = vec![(".py".into(), String::new())];
+        let routes = [
+            route("/cgi-bin/", RouteKind::Cgi(scripts.clone())),
+            run,
+            route("/s/", RouteKind::Static(uploads.clone())),
+        ];
+        let refs: Vec<&Route> = routes.iter().collect();
+        let check = |writable: &[PathBuf]| {
+            let mut list = Vec::new();
+            let mut e = Errors {
+                files: &[],
+                list: &mut list,
+                inside: None,
+            };
+            check_exec_not_writable(&mut e, &refs, writable);
+            list.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        assert!(check(&[]).is_empty());
+        // A store over the uploads: the cgi directory inside it is refused, the run route
+        // elsewhere and a plain static route over it are not.
+        let errs = check(std::slice::from_ref(&uploads));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("route \"/cgi-bin/\"") && errs[0].contains("never become code"));
+        // A store inside the run route's directory: refused too.
+        let errs = check(&[other.join("up")]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("route \"/r/\""));
+    }
+}
