@@ -97,6 +97,8 @@ pub struct CgiTask {
     spool: Option<std::fs::File>,
     spooled: u64,
     err_line: Vec<u8>,
+    /// Read buffer, allocated on first use and kept for the task's life.
+    buf: Vec<u8>,
     status: u16,
     bytes: u64,
     finished: bool,
@@ -119,6 +121,7 @@ impl CgiTask {
             spool: None,
             spooled: 0,
             err_line: Vec::new(),
+            buf: Vec::new(),
             status: 0,
             bytes: 0,
             finished: false,
@@ -304,7 +307,13 @@ impl CgiTask {
     }
 
     fn read_stdout(&mut self, cx: &mut Cx<'_>) {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(64 * 1024, 0);
+        self.read_loop(cx, &mut buf);
+        self.buf = buf;
+    }
+
+    fn read_loop(&mut self, cx: &mut Cx<'_>, buf: &mut [u8]) {
         loop {
             if self.finished {
                 return;

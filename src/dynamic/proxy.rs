@@ -160,6 +160,8 @@ pub struct ProxyTask {
     /// The upstream stopped taking the request (it may still answer).
     write_failed: bool,
     inb: Vec<u8>,
+    /// Read buffer, allocated on first use and kept for the task's life.
+    buf: Vec<u8>,
     got_any: bool,
     state: State,
     status: u16,
@@ -188,6 +190,7 @@ impl ProxyTask {
             out_at: 0,
             write_failed: false,
             inb: Vec::new(),
+            buf: Vec::new(),
             got_any: false,
             state: State::Head,
             status: 0,
@@ -339,7 +342,13 @@ impl ProxyTask {
     }
 
     fn read_in(&mut self, cx: &mut Cx<'_>) {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(64 * 1024, 0);
+        self.read_loop(cx, &mut buf);
+        self.buf = buf;
+    }
+
+    fn read_loop(&mut self, cx: &mut Cx<'_>, buf: &mut [u8]) {
         loop {
             if self.finished {
                 return;
@@ -348,7 +357,7 @@ impl ProxyTask {
                 return;
             }
             let Some(s) = &mut self.sock else { return };
-            match s.read(&mut buf) {
+            match s.read(buf) {
                 Ok(0) => return self.on_eof(cx),
                 Ok(n) => {
                     self.got_any = true;
