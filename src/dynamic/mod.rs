@@ -74,9 +74,13 @@ impl Cx<'_> {
     }
 
     /// Runs `work` on a helper thread; its result arrives as [`Event::Job`] (or is dropped
-    /// if the task was unbound meanwhile).
-    pub fn post<R: Any + Send>(&mut self, work: impl FnOnce() -> R + Send + 'static) {
-        self.jobs.post(self.me, work);
+    /// if the task was unbound meanwhile). An error (no descriptor for the wake-up, made on
+    /// the first post) means the job was not queued: answer 503.
+    pub fn post<R: Any + Send>(
+        &mut self,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.jobs.post(self.me, self.registry, work)
     }
 
     /// A complete late answer: `status`, the site's headers, `extra` (formatted header

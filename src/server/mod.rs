@@ -218,12 +218,7 @@ impl Server {
         let nofile = sys::rlimit::raise_nofile().unwrap_or(1024);
         let handler = build_handler(cfg, nofile)?;
         let (poll, signals) = build_poll(&handler)?;
-        let jobs = jobs::Jobs::new(2)?;
-        poll.registry().register(
-            &mut SourceFd(&jobs.fd().as_raw_fd()),
-            JOBS,
-            Interest::READABLE,
-        )?;
+        let jobs = jobs::Jobs::new(2, JOBS);
         let lim = cfg.limits.clone();
         let mut server = Server {
             poll,
