@@ -96,14 +96,15 @@ fn status_of(head: &[u8]) -> u16 {
 }
 
 impl Service for Recorder {
-    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) {
+    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> crate::conn::Reply {
         let before = out.buf.len();
         let head_only = out.is_head_only();
-        self.inner.respond(ex, out);
+        let reply = self.inner.respond(ex, out);
         self.expected.push(Expected {
             status: status_of(&out.buf[before..]),
             head_only,
         });
+        reply
     }
 
     fn respond_error(&mut self, err: HttpError, line: &[u8], peer: IpAddr, out: &mut Out) {
@@ -520,4 +521,16 @@ pub fn headers(data: &[u8]) {
     }
     let _ = conditional::if_range_allows(value, &v);
     assert!(conditional::etag_matches(&[etag], etag, true));
+}
+
+/// The CGI response-head parser: finding the end (LF or CRLF lines) and parsing never
+/// panic, spans stay inside the head, and framing fields never pass through.
+pub fn cgi_head(data: &[u8]) {
+    crate::http::cgi::fuzz_one(data);
+}
+
+/// An upstream's response head and body framing as the proxy reads them (the first byte
+/// says whether the request was HEAD).
+pub fn upstream(data: &[u8]) {
+    crate::http::upstream::fuzz_one(data);
 }

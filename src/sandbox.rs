@@ -33,6 +33,15 @@ pub struct Plan {
     pub write: Vec<PathBuf>,
     /// Remove files in these directories (the pid file's).
     pub remove: Vec<PathBuf>,
+    /// Read and execute beneath these (CGI directories, interpreters, applications and the
+    /// system directories they load from; `sandbox_exec`).
+    pub exec: Vec<PathBuf>,
+    /// Read and write these files (`/dev/null` and its kin, for children).
+    pub devices: Vec<PathBuf>,
+    /// Create and remove Unix sockets in these directories (an application's socket).
+    pub sockets: Vec<PathBuf>,
+    /// Read and write anything beneath these (`sandbox_write`).
+    pub rw: Vec<PathBuf>,
 }
 
 impl Plan {
@@ -48,12 +57,62 @@ impl Plan {
 /// pass the configuration as seen from outside it).
 pub fn plan(cfg: &Config) -> Plan {
     let mut plan = Plan::default();
+    let mut dynamic = false;
     for host in &cfg.hosts {
         for route in &host.routes {
             match &route.kind {
                 RouteKind::Static(p) => Plan::add(&mut plan.read, p),
                 RouteKind::Redirect { .. } => {}
+                RouteKind::Cgi(p) => Plan::add(&mut plan.exec, p),
+                RouteKind::Proxy(up) => {
+                    if let Some(program) = up.command.first() {
+                        dynamic = true;
+                        if let Some(p) = on_path(program) {
+                            Plan::add(&mut plan.exec, &p);
+                        }
+                        if let crate::config::UpstreamAddr::Unix(sock) = &up.addr {
+                            Plan::add(&mut plan.sockets, parent(sock));
+                        }
+                    }
+                }
             }
+            if let (false, RouteKind::Static(p)) = (route.run.is_empty(), &route.kind) {
+                Plan::add(&mut plan.exec, p);
+            }
+            for (_, interpreter) in &route.run {
+                if let Some(p) = on_path(interpreter) {
+                    Plan::add(&mut plan.exec, &p);
+                }
+            }
+            dynamic |= matches!(route.kind, RouteKind::Cgi(_)) || !route.run.is_empty();
+        }
+    }
+    // Children inherit the domain: what a script or an application needs to start at all.
+    if dynamic {
+        for d in SYSTEM_EXEC {
+            if Path::new(d).exists() {
+                Plan::add(&mut plan.exec, Path::new(d));
+            }
+        }
+        for f in SYSTEM_READ {
+            if Path::new(f).exists() {
+                Plan::add(&mut plan.read, Path::new(f));
+            }
+        }
+        for f in DEVICES {
+            if Path::new(f).exists() {
+                Plan::add(&mut plan.devices, Path::new(f));
+            }
+        }
+    }
+    let svc = &cfg.service;
+    for (list, extra) in [
+        (&mut plan.read, &svc.sandbox_read),
+        (&mut plan.exec, &svc.sandbox_exec),
+        (&mut plan.rw, &svc.sandbox_write),
+    ] {
+        for p in extra {
+            Plan::add(list, p);
         }
     }
     // A reload reads the files again, and may find new ones where an include glob looks.
@@ -86,6 +145,37 @@ pub fn plan(cfg: &Config) -> Plan {
         Plan::add(&mut plan.remove, parent(p));
     }
     plan
+}
+
+/// Where executables, the dynamic loader, shared libraries and interpreters' own libraries
+/// live (on merged-/usr systems `/bin` and `/lib` are links into `/usr`).
+const SYSTEM_EXEC: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"];
+/// Files a dynamically linked program or a script commonly reads at start (the loader's
+/// cache, the time zone, user and host lookups). Not `/etc` as a whole.
+const SYSTEM_READ: &[&str] = &[
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+];
+/// Devices children read and write (`2>/dev/null`, random numbers).
+const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"];
+
+/// `program` as the child will find it: as given when it has a `/`, else through `PATH`.
+fn on_path(program: &str) -> Option<PathBuf> {
+    if program.is_empty() {
+        return None;
+    }
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 fn parent(p: &Path) -> &Path {
@@ -129,6 +219,10 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, String> {
     let read = AccessFs::ReadFile | AccessFs::ReadDir;
     let write = AccessFs::WriteFile | AccessFs::MakeReg;
     let remove: BitFlags<AccessFs> = AccessFs::RemoveFile.into();
+    let exec = AccessFs::Execute | AccessFs::ReadFile | AccessFs::ReadDir;
+    let devices = AccessFs::ReadFile | AccessFs::WriteFile;
+    let sockets = AccessFs::MakeSock | AccessFs::RemoveFile;
+    let rw = AccessFs::from_all(HANDLED);
     let mut skipped = Vec::new();
     let mut ruleset = Ruleset::default()
         .handle_access(AccessFs::from_all(HANDLED))
@@ -138,6 +232,10 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, String> {
         (&plan.read, read),
         (&plan.write, write),
         (&plan.remove, remove),
+        (&plan.exec, exec),
+        (&plan.devices, devices),
+        (&plan.sockets, sockets),
+        (&plan.rw, rw),
     ] {
         for p in paths {
             let fd = match PathFd::new(p) {

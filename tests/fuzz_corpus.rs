@@ -56,3 +56,13 @@ fn route() {
 fn tls() {
     replay("tls", tern::fuzzing::tls);
 }
+
+#[test]
+fn cgi_head() {
+    replay("cgi_head", tern::fuzzing::cgi_head);
+}
+
+#[test]
+fn upstream() {
+    replay("upstream", tern::fuzzing::upstream);
+}

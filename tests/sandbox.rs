@@ -149,3 +149,59 @@ fn a_reload_outside_the_sandbox_keeps_the_old_configuration() {
         b"bee\n"
     );
 }
+
+/// A CGI script runs in tern's domain: it starts (the system directories are granted), but
+/// reads a file outside every granted path only once `sandbox_read` names it.
+#[test]
+fn cgi_children_get_what_starting_needs_and_sandbox_read_adds_more() {
+    if kernel_abi().is_none() {
+        eprintln!("skipped: this kernel has no Landlock");
+        return;
+    }
+    let s = Site::standard();
+    let cgi = s.outside("cgi");
+    let data = s.outside("data");
+    std::fs::create_dir_all(&cgi).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("note.txt"), b"private note\n").unwrap();
+    let script = cgi.join("show");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\ncat {:?} 2>&1\n",
+            data.join("note.txt")
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(s.outside("etc")).unwrap();
+    let cfg = s.outside("etc/tern.toml");
+    let body = |extra: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "root = {:?}\n{extra}\n[route.\"/cgi-bin/\"]\ncgi = {:?}\n",
+                s.root().display().to_string(),
+                cgi.display().to_string()
+            ),
+        )
+        .unwrap();
+        let srv = Server::start_config(&cfg, &s.outside("error.log"), &[]);
+        // HTTP/1.0: the body of unknown length is close-delimited, read to the end.
+        let raw =
+            String::from_utf8_lossy(&srv.raw(b"GET /cgi-bin/show HTTP/1.0\r\n\r\n")).into_owned();
+        assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+        raw.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    };
+    let refused = body("");
+    assert!(refused.contains("Permission denied"), "{refused}");
+    assert!(!refused.contains("private note"), "{refused}");
+    let allowed = body(&format!(
+        "sandbox_read = [{:?}]",
+        data.display().to_string()
+    ));
+    assert_eq!(allowed, "private note\n");
+}

@@ -208,6 +208,11 @@ pub(super) fn build(
     if listen_tls.is_empty() && hosts.iter().any(|h| h.https.redirect) {
         e.plain("redirect_to_https needs an HTTPS listener (listen_tls)");
     }
+    let all_routes: Vec<&Route> = hosts.iter().flat_map(|h| h.routes.iter()).collect();
+    // The directories write-enabled routes write to: none until the `store` kind exists
+    // (the writes issue collects them here).
+    let writable: Vec<PathBuf> = Vec::new();
+    check_exec_not_writable(&mut e, &all_routes, &writable);
     let failed = !e.list.is_empty();
     let cfg = Config {
         source: source.map(Path::to_path_buf),
@@ -374,6 +379,7 @@ pub(super) fn root_route(path: PathBuf, site: &SiteOptions) -> Route {
         kind: RouteKind::Static(path),
         site: site.clone(),
         fallback: None,
+        run: Vec::new(),
     }
 }
 
@@ -553,15 +559,19 @@ pub(super) fn host_routes(
 enum Kind<'a> {
     Static(&'a Spanned<String>),
     Redirect(&'a Spanned<String>),
+    Cgi(&'a Spanned<String>),
+    Proxy(&'a Spanned<String>),
 }
 
-const KINDS: &str = "static, redirect";
+const KINDS: &str = "static, redirect, cgi, proxy";
 
 impl Kind<'_> {
     fn of(raw: &RawRoute) -> Option<Kind<'_>> {
         let mut found = Vec::new();
         found.extend(raw.static_.as_ref().map(Kind::Static));
         found.extend(raw.redirect.as_ref().map(Kind::Redirect));
+        found.extend(raw.cgi.as_ref().map(Kind::Cgi));
+        found.extend(raw.proxy.as_ref().map(Kind::Proxy));
         match found.len() {
             1 => found.pop(),
             _ => None,
@@ -594,6 +604,29 @@ fn route(
             RouteKind::Static(static_path(e, file, "static", p, dir_route)?)
         }
         Some(Kind::Redirect(to)) => redirect(e, file, to, raw.status.as_ref()),
+        Some(Kind::Cgi(p)) => {
+            if !dir_route {
+                let msg = format!("{name}: a cgi route's prefix ends in / (a directory route)");
+                e.at(file, &p.span(), msg);
+            }
+            RouteKind::Cgi(static_path(e, file, "cgi", p, true)?)
+        }
+        Some(Kind::Proxy(u)) => match upstream(u.get_ref()) {
+            Ok(mut up) => {
+                if let Some(c) = &raw.command {
+                    up.command = command(e, file, c);
+                }
+                RouteKind::Proxy(up)
+            }
+            Err(m) => {
+                e.at(
+                    file,
+                    &u.span(),
+                    format!("proxy {}: {m}", quote(u.get_ref())),
+                );
+                return None;
+            }
+        },
         // A bad `static = 5` was reported already; its absence is no news.
         None if partial => return None,
         None => {
@@ -617,12 +650,183 @@ fn route(
             })
             .ok()
     });
+    if let (Some(c), false) = (&raw.command, matches!(kind, RouteKind::Proxy(_))) {
+        let msg = format!("{name}: command needs a proxy route");
+        e.at(file, &c.span(), msg);
+    }
+    let run = match &raw.run {
+        Some(table) if dir_route && matches!(kind, RouteKind::Static(_)) => {
+            run_table(e, file, table)
+        }
+        Some(table) => {
+            let span = table.keys().next().map_or(at.clone(), Spanned::span);
+            let msg = format!("{name}: run needs a static route whose prefix ends in /");
+            e.at(file, &span, msg);
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
     Some(Route {
         prefix,
         kind,
         site,
         fallback,
+        run,
     })
+}
+
+/// `command = ["gunicorn", "--bind", "unix:/run/app.sock", "app:app"]`: a program (found
+/// on `PATH` now, when not a path) and its arguments.
+fn command(e: &mut Errors, file: usize, c: &Spanned<super::raw::List>) -> Vec<String> {
+    let mut argv: Vec<String> = c.get_ref().0.iter().map(|(_, a)| a.clone()).collect();
+    let Some(prog) = argv.first().cloned() else {
+        e.at(
+            file,
+            &c.span(),
+            "command: expected a program and its arguments",
+        );
+        return Vec::new();
+    };
+    let found = if prog.contains('/') {
+        let p = e.outside(Path::new(&prog));
+        p.is_file().then_some(prog.clone())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(&prog))
+                .find(|p| p.is_file())
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+    };
+    match found {
+        Some(p) => argv[0] = p,
+        None => e.at(
+            file,
+            &c.span(),
+            format!("command: {}: no such program", quote(&prog)),
+        ),
+    }
+    argv
+}
+
+/// `http://HOST[:PORT][/path]` (the name resolved now: never inside the loop) or
+/// `unix:/absolute/path`.
+fn upstream(url: &str) -> Result<super::Upstream, String> {
+    use super::{Upstream, UpstreamAddr};
+    if let Some(path) = url.strip_prefix("unix:") {
+        if !path.starts_with('/') {
+            return Err("expected unix:/absolute/path".into());
+        }
+        return Ok(Upstream {
+            url: url.into(),
+            addr: UpstreamAddr::Unix(PathBuf::from(path)),
+            authority: "localhost".into(),
+            path: None,
+            command: Vec::new(),
+        });
+    }
+    let rest = url.strip_prefix("http://").ok_or(
+        "expected http://HOST[:PORT][/path] or unix:/path (https upstreams are not supported)",
+    )?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
+    };
+    if authority.is_empty() || authority.contains(['@', '?', '#']) || !authority.is_ascii() {
+        return Err("expected a host name or address".into());
+    }
+    if let Some(p) = path {
+        if p.contains(['?', '#', ' ']) || p.contains("/../") || p.contains("/./") {
+            return Err("the path must be a plain path".into());
+        }
+    }
+    let with_port = if authority.starts_with('[') {
+        if authority.ends_with(']') {
+            format!("{authority}:80")
+        } else {
+            authority.to_string()
+        }
+    } else if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&with_port)
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("{authority} resolves to no address"));
+    }
+    Ok(Upstream {
+        url: url.into(),
+        addr: UpstreamAddr::Tcp(addrs),
+        authority: authority.to_ascii_lowercase(),
+        path: path.map(str::to_string),
+        command: Vec::new(),
+    })
+}
+
+/// `run = { ".py" = "/usr/bin/python3", ".cgi" = "" }`: extensions (with their dot, no
+/// further dot or slash) to an absolute interpreter path that is an executable file, or
+/// `""` to run the file itself.
+fn run_table(e: &mut Errors, file: usize, table: &super::raw::Table) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (ext, prog) in table {
+        let x = ext.get_ref();
+        let rest = x.strip_prefix('.').unwrap_or("");
+        if rest.is_empty() || rest.contains(['.', '/', '\0']) {
+            let msg = format!("run: {}: expected an extension such as \".py\"", quote(x));
+            e.at(file, &ext.span(), msg);
+            continue;
+        }
+        let p = prog.get_ref();
+        if !p.is_empty() {
+            use std::os::unix::fs::PermissionsExt;
+            let path = e.outside(Path::new(p));
+            let ok = Path::new(p).is_absolute()
+                && std::fs::metadata(&path)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            if !ok {
+                let msg = format!(
+                    "run {} = {}: expected the absolute path of an executable file (or \"\")",
+                    quote(x),
+                    quote(p)
+                );
+                e.at(file, &prog.span(), msg);
+                continue;
+            }
+        }
+        out.push((x.to_ascii_lowercase(), p.clone()));
+    }
+    out.sort();
+    out
+}
+
+/// An upload must never become code: a route that executes files (`cgi`, or `run` on a
+/// static route) may not serve a directory that a write-enabled route writes to, nor one
+/// inside or around it. Today no route writes (the `store` kind of the writes issue
+/// adds them): the writable directories are passed in by the caller, which collects them
+/// from every host's `store` routes once that kind exists.
+pub(super) fn check_exec_not_writable(e: &mut Errors, routes: &[&Route], writable: &[PathBuf]) {
+    for r in routes {
+        let dir = match &r.kind {
+            RouteKind::Cgi(d) => d,
+            RouteKind::Static(d) if !r.run.is_empty() => d,
+            _ => continue,
+        };
+        let exec = std::fs::canonicalize(e.outside(dir)).unwrap_or_else(|_| dir.clone());
+        for w in writable {
+            let w = std::fs::canonicalize(e.outside(w)).unwrap_or_else(|_| w.clone());
+            if exec.starts_with(&w) || w.starts_with(&exec) {
+                e.plain(format!(
+                    "route {}: executes files in {}, which a store route writes to (or \
+                     contains it): an upload must never become code",
+                    quote(&r.prefix),
+                    exec.display()
+                ));
+            }
+        }
+    }
 }
 
 fn redirect(
@@ -646,5 +850,55 @@ fn redirect(
     RouteKind::Redirect {
         to: to.get_ref().clone(),
         status,
+    }
+}
+
+#[cfg(test)]
+mod exec_tests {
+    use super::*;
+
+    #[test]
+    fn executing_a_directory_that_is_written_to_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let uploads = dir.path().join("uploads");
+        let scripts = uploads.join("cgi");
+        std::fs::create_dir_all(&scripts).unwrap();
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        let route = |prefix: &str, kind: RouteKind| Route {
+            prefix: prefix.into(),
+            kind,
+            site: SiteOptions::default(),
+            fallback: None,
+            run: Vec::new(),
+        };
+        let mut run = route("/r/", RouteKind::Static(other.clone()));
+        run.run = vec![(".py".into(), String::new())];
+        let routes = [
+            route("/cgi-bin/", RouteKind::Cgi(scripts.clone())),
+            run,
+            route("/s/", RouteKind::Static(uploads.clone())),
+        ];
+        let refs: Vec<&Route> = routes.iter().collect();
+        let check = |writable: &[PathBuf]| {
+            let mut list = Vec::new();
+            let mut e = Errors {
+                files: &[],
+                list: &mut list,
+                inside: None,
+            };
+            check_exec_not_writable(&mut e, &refs, writable);
+            list.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        assert!(check(&[]).is_empty());
+        // A store over the uploads: the cgi directory inside it is refused, the run route
+        // elsewhere and a plain static route over it are not.
+        let errs = check(std::slice::from_ref(&uploads));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("route \"/cgi-bin/\"") && errs[0].contains("never become code"));
+        // A store inside the run route's directory: refused too.
+        let errs = check(&[other.join("up")]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("route \"/r/\""));
     }
 }

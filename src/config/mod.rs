@@ -186,6 +186,10 @@ pub struct Service {
     pub pid_file: Option<PathBuf>,
     /// Restrict the process with Landlock once set up (`sandbox = false` turns it off).
     pub sandbox: bool,
+    /// More paths the sandbox allows: read, read and execute, read and write beneath.
+    pub sandbox_read: Vec<PathBuf>,
+    pub sandbox_exec: Vec<PathBuf>,
+    pub sandbox_write: Vec<PathBuf>,
 }
 
 impl Default for Service {
@@ -197,6 +201,9 @@ impl Default for Service {
             daemon: false,
             pid_file: None,
             sandbox: true,
+            sandbox_read: Vec::new(),
+            sandbox_exec: Vec::new(),
+            sandbox_write: Vec::new(),
         }
     }
 }
@@ -266,6 +273,10 @@ pub struct Route {
     /// Root-relative path served when nothing else matches under a directory route
     /// (`try_files $uri /index.html`), normalised, without a leading `/`.
     pub fallback: Option<String>,
+    /// `run = { ".py" = "/usr/bin/python3", ".cgi" = "" }` of a static directory route:
+    /// files with that extension are run as CGI scripts, with that interpreter or (empty)
+    /// directly. Sorted by extension.
+    pub run: Vec<(String, String)>,
 }
 
 /// What a route does. Later kinds (CGI, proxy, store) are further variants.
@@ -276,6 +287,34 @@ pub enum RouteKind {
     Static(PathBuf),
     /// `redirect = "URL"`, `status = 301 | 302 | 307 | 308`.
     Redirect { to: String, status: u16 },
+    /// `cgi = "DIR"`: a directory whose executable files are run as CGI scripts.
+    Cgi(PathBuf),
+    /// `proxy = "http://HOST:PORT[/path]"` or `"unix:/path"`: requests are passed to that
+    /// upstream (its name resolved when the configuration is loaded).
+    Proxy(Upstream),
+}
+
+/// Where a proxy route sends requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    /// As configured (for --print-config and logs).
+    pub url: String,
+    pub addr: UpstreamAddr,
+    /// `host[:port]` of the URL (the `Host` sent when `proxy_host` says so).
+    pub authority: String,
+    /// The URL's path: the route's prefix is replaced by it. `None`: the request's path is
+    /// passed whole.
+    pub path: Option<String>,
+    /// `command = [...]`: the application process tern starts (after dropping privileges),
+    /// keeps alive and stops; empty when the upstream runs on its own.
+    pub command: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamAddr {
+    /// Every address the name resolved to, tried in order.
+    Tcp(Vec<std::net::SocketAddr>),
+    Unix(PathBuf),
 }
 
 /// The options a top level, a host or a route may set; each level's values are merged over
@@ -297,6 +336,21 @@ pub struct SiteOptions {
     pub headers: Vec<(String, String)>,
     /// Extension to type, with the default type.
     pub mime: MimeTable,
+    /// Longest request body a route that reads bodies (CGI, proxy, store) accepts (413).
+    pub max_body: u64,
+    /// A CGI child silent (no output) for this long: 504, its process group killed.
+    pub cgi_timeout: crate::conn::Millis,
+    /// CGI children running at once, at most (503 beyond).
+    pub cgi_max_processes: usize,
+    /// Variables of tern's own environment a CGI child inherits.
+    pub cgi_env: Vec<String>,
+    /// An upstream that has not connected or sent its response head (or any body byte)
+    /// for this long: 504 (or, mid-body, the connection closes).
+    pub proxy_timeout: crate::conn::Millis,
+    /// `Host` sent upstream; `None`: the client's.
+    pub proxy_host: Option<String>,
+    /// Keep (and extend) the client's `X-Forwarded-*` and `Forwarded` instead of replacing.
+    pub trust_forwarded: bool,
 }
 
 impl Default for SiteOptions {
@@ -310,6 +364,13 @@ impl Default for SiteOptions {
             error_pages: Vec::new(),
             headers: Vec::new(),
             mime: MimeTable::default(),
+            max_body: 16 << 20,
+            cgi_timeout: 30_000,
+            cgi_max_processes: 16,
+            cgi_env: vec!["PATH".into()],
+            proxy_timeout: 60_000,
+            proxy_host: None,
+            trust_forwarded: false,
         }
     }
 }

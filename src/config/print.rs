@@ -78,6 +78,16 @@ pub(super) fn to_toml(cfg: &Config) -> String {
         line(&mut w, "pid_file", &quote(&abs(p)));
     }
     line(&mut w, "sandbox", &svc.sandbox.to_string());
+    for (k, list) in [
+        ("sandbox_read", &svc.sandbox_read),
+        ("sandbox_exec", &svc.sandbox_exec),
+        ("sandbox_write", &svc.sandbox_write),
+    ] {
+        if !list.is_empty() {
+            let items: Vec<String> = list.iter().map(|p| quote(&abs(p))).collect();
+            line(&mut w, k, &format!("[{}]", items.join(", ")));
+        }
+    }
     let top = &cfg.hosts[0];
     access_log(&mut w, top.access_log.as_ref(), None);
     tls_host(&mut w, top, None);
@@ -139,6 +149,7 @@ fn root_of(h: &Host) -> Option<&Route> {
         r.prefix == "/"
             && matches!(r.kind, RouteKind::Static(_))
             && r.fallback.is_none()
+            && r.run.is_empty()
             && r.site == h.site
     })
 }
@@ -155,6 +166,22 @@ fn routes(w: &mut String, h: &Host, root: Option<&Route>, table: &str) {
                 line(w, "redirect", &quote(to));
                 line(w, "status", &status.to_string());
             }
+            RouteKind::Cgi(p) => line(w, "cgi", &quote(&abs(p))),
+            RouteKind::Proxy(u) => {
+                line(w, "proxy", &quote(&u.url));
+                if !u.command.is_empty() {
+                    let argv: Vec<String> = u.command.iter().map(|a| quote(a)).collect();
+                    line(w, "command", &format!("[{}]", argv.join(", ")));
+                }
+            }
+        }
+        if !r.run.is_empty() {
+            let pairs: Vec<String> = r
+                .run
+                .iter()
+                .map(|(k, v)| format!("{} = {}", quote(k), quote(v)))
+                .collect();
+            line(w, "run", &format!("{{ {} }}", pairs.join(", ")));
         }
         if let Some(f) = &r.fallback {
             line(w, "fallback", &quote(&format!("/{f}")));
@@ -220,6 +247,32 @@ fn site(w: &mut String, s: &SiteOptions, base: Option<&SiteOptions>) {
     }
     if differs(&|b| b.max_ranges == s.max_ranges) {
         line(w, "max_ranges", &s.max_ranges.to_string());
+    }
+    if differs(&|b| b.max_body == s.max_body) {
+        line(w, "max_body", &s.max_body.to_string());
+    }
+    if differs(&|b| b.cgi_timeout == s.cgi_timeout) {
+        line(w, "cgi_timeout", &quote(&show_duration(s.cgi_timeout)));
+    }
+    if differs(&|b| b.cgi_max_processes == s.cgi_max_processes) {
+        line(w, "cgi_max_processes", &s.cgi_max_processes.to_string());
+    }
+    if differs(&|b| b.proxy_timeout == s.proxy_timeout) {
+        line(w, "proxy_timeout", &quote(&show_duration(s.proxy_timeout)));
+    }
+    if differs(&|b| b.proxy_host == s.proxy_host) {
+        line(
+            w,
+            "proxy_host",
+            &quote(s.proxy_host.as_deref().unwrap_or("")),
+        );
+    }
+    if differs(&|b| b.trust_forwarded == s.trust_forwarded) {
+        line(w, "trust_forwarded", &s.trust_forwarded.to_string());
+    }
+    if differs(&|b| b.cgi_env == s.cgi_env) {
+        let names: Vec<String> = s.cgi_env.iter().map(|n| quote(n)).collect();
+        line(w, "cgi_env", &format!("[{}]", names.join(", ")));
     }
     if differs(&|b| b.mime.default_type() == s.mime.default_type()) {
         line(w, "default_type", &quote(s.mime.default_type()));

@@ -117,6 +117,13 @@ pub(super) struct RawSite {
     pub mime: Option<Table>,
     pub default_type: Option<Spanned<String>>,
     pub headers: Option<Table>,
+    pub max_body: Option<Spanned<Size>>,
+    pub cgi_timeout: Option<Duration>,
+    pub cgi_max_processes: Option<Spanned<i64>>,
+    pub cgi_env: Option<Spanned<List>>,
+    pub proxy_timeout: Option<Duration>,
+    pub proxy_host: Option<Spanned<String>>,
+    pub trust_forwarded: Option<bool>,
 }
 
 /// Declares a table struct with its own fields followed by the per-site options, and
@@ -138,6 +145,13 @@ macro_rules! with_site_options {
             pub mime: Option<Table>,
             pub default_type: Option<Spanned<String>>,
             pub headers: Option<Table>,
+            pub max_body: Option<Spanned<Size>>,
+            pub cgi_timeout: Option<Duration>,
+            pub cgi_max_processes: Option<Spanned<i64>>,
+            pub cgi_env: Option<Spanned<List>>,
+            pub proxy_timeout: Option<Duration>,
+            pub proxy_host: Option<Spanned<String>>,
+            pub trust_forwarded: Option<bool>,
         }
 
         impl $name {
@@ -152,6 +166,13 @@ macro_rules! with_site_options {
                     mime: self.mime.take(),
                     default_type: self.default_type.take(),
                     headers: self.headers.take(),
+                    max_body: self.max_body.take(),
+                    cgi_timeout: self.cgi_timeout.take(),
+                    cgi_max_processes: self.cgi_max_processes.take(),
+                    cgi_env: self.cgi_env.take(),
+                    proxy_timeout: self.proxy_timeout.take(),
+                    proxy_host: self.proxy_host.take(),
+                    trust_forwarded: self.trust_forwarded.take(),
                 }
             }
         }
@@ -195,6 +216,9 @@ with_site_options! {
         daemon: Option<bool>,
         pid_file: Option<Spanned<String>>,
         sandbox: Option<bool>,
+        sandbox_read: Option<Spanned<List>>,
+        sandbox_exec: Option<Spanned<List>>,
+        sandbox_write: Option<Spanned<List>>,
         #[allow(dead_code)] // listed for "expected one of"; read table by table
         route: Option<IgnoredAny>,
         #[allow(dead_code)]
@@ -221,12 +245,16 @@ with_site_options! {
 
 with_site_options! {
     /// `[route."/prefix"]`. What the route does is decided by which of `static` and
-    /// `redirect` is present (later: `cgi`, `proxy`, `store`).
+    /// `redirect`, `cgi` is present (later: `proxy`, `store`).
     struct RawRoute {
         #[serde(rename = "static")]
         static_: Option<Spanned<String>>,
         redirect: Option<Spanned<String>>,
+        cgi: Option<Spanned<String>>,
+        proxy: Option<Spanned<String>>,
         status: Option<Spanned<i64>>,
         fallback: Option<Spanned<String>>,
+        run: Option<Table>,
+        command: Option<Spanned<List>>,
     }
 }

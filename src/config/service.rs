@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 use toml::Spanned;
 
 use super::build::{in_dir, Errors};
-use super::raw::RawTop;
+use super::raw::{List, RawTop};
 use super::{io_reason, Overrides, Service};
 use crate::sys::process;
 
@@ -82,6 +82,9 @@ pub(super) fn build(e: &mut Errors, top: &mut RawTop, ov: &Overrides) -> Service
         daemon: ov.daemon.or(top.daemon).unwrap_or(false),
         pid_file: pid_file.map(|p| p.0),
         sandbox: ov.sandbox.or(top.sandbox).unwrap_or(true),
+        sandbox_read: paths(e, &top.sandbox_read),
+        sandbox_exec: paths(e, &top.sandbox_exec),
+        sandbox_write: paths(e, &top.sandbox_write),
     }
 }
 
@@ -115,6 +118,23 @@ fn name(
         return None;
     }
     Some((v, span))
+}
+
+/// A list of paths from the file, each relative to the file's directory.
+fn paths(e: &mut Errors, file: &Option<Spanned<List>>) -> Vec<PathBuf> {
+    let Some(list) = file else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (span, p) in &list.get_ref().0 {
+        if p.is_empty() {
+            let span = span.clone().unwrap_or_else(|| list.span());
+            e.at(0, &span, "\"\" in a list of paths: expected a path");
+            continue;
+        }
+        out.push(in_dir(&e.files[0].dir, p));
+    }
+    out
 }
 
 /// A path from a flag (relative to the working directory) or the file (relative to the

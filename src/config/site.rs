@@ -27,6 +27,14 @@ pub(super) struct Layer {
     default_type: Option<String>,
     /// `None`: remove the inherited header.
     headers: Vec<(String, Option<String>)>,
+    max_body: Option<u64>,
+    cgi_timeout: Option<crate::conn::Millis>,
+    cgi_max_processes: Option<usize>,
+    cgi_env: Option<Vec<String>>,
+    proxy_timeout: Option<crate::conn::Millis>,
+    /// `""`: pass the client's `Host` (turns an inherited value off).
+    proxy_host: Option<String>,
+    trust_forwarded: Option<bool>,
 }
 
 impl Layer {
@@ -84,6 +92,41 @@ impl Layer {
             }
         }
         l.headers = headers(e, file, raw.headers.as_ref());
+        if let Some(v) = raw.max_body {
+            l.max_body = Some(v.get_ref().0);
+        }
+        l.cgi_timeout = raw.cgi_timeout.map(|d| d.0.max(1));
+        if let Some(v) = raw.cgi_max_processes {
+            l.cgi_max_processes = e
+                .int(file, "cgi_max_processes", &v, 1..=100_000)
+                .map(|n| n as usize);
+        }
+        if let Some(list) = raw.cgi_env {
+            let mut names = Vec::new();
+            for (span, item) in &list.get_ref().0 {
+                if values::is_env_name(item) {
+                    names.push(item.clone());
+                } else {
+                    let msg = format!("cgi_env: {}: not a variable name", quote(item));
+                    e.at(file, span.as_ref().unwrap_or(&list.span()), msg);
+                }
+            }
+            l.cgi_env = Some(names);
+        }
+        l.proxy_timeout = raw.proxy_timeout.map(|d| d.0.max(1));
+        if let Some(v) = raw.proxy_host {
+            let h = v.get_ref();
+            if h.is_empty() || crate::http::request::valid_host(h.as_bytes()) {
+                l.proxy_host = Some(h.clone());
+            } else {
+                e.at(
+                    file,
+                    &v.span(),
+                    format!("proxy_host {}: not a host", quote(h)),
+                );
+            }
+        }
+        l.trust_forwarded = raw.trust_forwarded;
         l
     }
 
@@ -124,6 +167,17 @@ impl Layer {
             o.cache_control = (!c.is_empty()).then(|| c.clone());
         }
         o.max_ranges = self.max_ranges.unwrap_or(o.max_ranges);
+        o.max_body = self.max_body.unwrap_or(o.max_body);
+        o.cgi_timeout = self.cgi_timeout.unwrap_or(o.cgi_timeout);
+        o.cgi_max_processes = self.cgi_max_processes.unwrap_or(o.cgi_max_processes);
+        if let Some(env) = &self.cgi_env {
+            o.cgi_env = env.clone();
+        }
+        o.proxy_timeout = self.proxy_timeout.unwrap_or(o.proxy_timeout);
+        if let Some(h) = &self.proxy_host {
+            o.proxy_host = (!h.is_empty()).then(|| h.clone());
+        }
+        o.trust_forwarded = self.trust_forwarded.unwrap_or(o.trust_forwarded);
         for (code, page) in &self.error_pages {
             o.error_pages.retain(|(c, _)| c != code);
             if let Some(p) = page {

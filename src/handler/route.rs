@@ -53,6 +53,37 @@ pub enum Action {
     File { root: RootId, name: Box<[u8]> },
     /// `Location: to` (plus the rest of the path and the query when `to` ends with `/`).
     Redirect { to: Box<[u8]>, status: u16 },
+    /// Files beneath a directory run as CGI scripts (`cgi = "DIR"`).
+    Cgi { root: RootId },
+    /// Requests passed to an upstream (`proxy = "http://..."`).
+    Proxy {
+        upstream: Rc<crate::config::Upstream>,
+    },
+}
+
+/// How a route runs scripts: every executable file (`cgi`), or files by extension (`run`
+/// on a static route).
+#[derive(Debug)]
+pub struct Scripts {
+    /// The directory as opened (canonical): scripts are run by their path beneath it.
+    pub dir: std::path::PathBuf,
+    /// Extension (lower case, with its dot) to interpreter (`None`: run the file itself).
+    pub run: Vec<(Box<[u8]>, Option<std::path::PathBuf>)>,
+}
+
+impl Scripts {
+    /// For a `run` route: whether `path` has a mapped extension, and its interpreter.
+    pub fn interpreter(&self, path: &[u8]) -> Option<Option<&std::path::Path>> {
+        let dot = path.iter().rposition(|&b| b == b'.')?;
+        if path[dot..].contains(&b'/') {
+            return None;
+        }
+        let ext = &path[dot..];
+        self.run
+            .iter()
+            .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+            .map(|(_, i)| i.as_deref())
+    }
 }
 
 /// A route's action without its data, and the root it reads (0 for none): copied out on
@@ -62,6 +93,23 @@ pub enum Kind {
     Static,
     File,
     Redirect,
+    /// `cgi = "DIR"`.
+    Cgi,
+    /// A static route with `run`: files with a mapped extension are scripts.
+    Script,
+    /// `proxy = "..."`.
+    Proxy,
+}
+
+impl Kind {
+    /// Whether the route reads request bodies (so a body longer than `max_discard` is
+    /// offered to it, up to its `max_body`, instead of being refused with 413 at once).
+    pub fn reads_body(self) -> bool {
+        match self {
+            Kind::Cgi | Kind::Script | Kind::Proxy => true,
+            Kind::Static | Kind::File | Kind::Redirect => false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -74,6 +122,8 @@ pub struct Route {
     pub site: Rc<Site>,
     /// For directory routes: a path beneath the route's root served when nothing else is.
     pub fallback: Option<Box<[u8]>>,
+    /// Routes that run scripts (kinds `Cgi` and `Script`).
+    pub scripts: Option<Rc<Scripts>>,
 }
 
 impl Route {
@@ -319,6 +369,7 @@ impl Router {
             action: Action::Static { root: 0 },
             site: Rc::clone(&site),
             fallback: None,
+            scripts: None,
         };
         Router {
             hosts: vec![Vhost {
@@ -396,8 +447,10 @@ impl Router {
             }
             for r in &h.routes {
                 match r.action {
-                    Action::Static { root } | Action::File { root, .. } => v.push(root),
-                    Action::Redirect { .. } => {}
+                    Action::Static { root } | Action::File { root, .. } | Action::Cgi { root } => {
+                        v.push(root)
+                    }
+                    Action::Redirect { .. } | Action::Proxy { .. } => {}
                 }
             }
         }
@@ -457,6 +510,17 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
                 to: to.as_bytes().into(),
                 status: *status,
             },
+            RouteKind::Cgi(path) => Action::Cgi {
+                root: add_root(fs, path, &r.site.mime)?,
+            },
+            RouteKind::Proxy(up) => Action::Proxy {
+                upstream: Rc::new(up.clone()),
+            },
+        };
+        let scripts = match &r.kind {
+            RouteKind::Cgi(dir) => Some(scripts_of(dir, &[])),
+            RouteKind::Static(dir) if is_dir && !r.run.is_empty() => Some(scripts_of(dir, &r.run)),
+            _ => None,
         };
         let idx = v.routes.len();
         let key: Box<[u8]> = r.prefix.trim_matches('/').as_bytes().into();
@@ -473,6 +537,13 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
             Action::Static { root } => (Kind::Static, *root),
             Action::File { root, .. } => (Kind::File, *root),
             Action::Redirect { .. } => (Kind::Redirect, 0),
+            Action::Cgi { root } => (Kind::Cgi, *root),
+            Action::Proxy { .. } => (Kind::Proxy, 0),
+        };
+        let kind = if kind == Kind::Static && scripts.is_some() {
+            Kind::Script
+        } else {
+            kind
         };
         v.routes.push(Route {
             prefix: r.prefix.as_bytes().into(),
@@ -481,6 +552,7 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
             action,
             site: Rc::new(Site::from_options(&r.site)),
             fallback: r.fallback.as_ref().map(|f| f.as_bytes().into()),
+            scripts,
         });
     }
     // Error pages are URL paths of this host: resolve each through its routes once.
@@ -518,10 +590,23 @@ fn resolve_static(v: &Vhost, rel: &[u8]) -> Option<(RootId, Box<[u8]>)> {
         Match::Route { route, rest } => match &v.routes[route].action {
             Action::Static { root } => Some((*root, norm[rest..].into())),
             Action::File { root, name } => Some((*root, name.clone())),
-            Action::Redirect { .. } => None,
+            Action::Redirect { .. } | Action::Cgi { .. } | Action::Proxy { .. } => None,
         },
         _ => None,
     }
+}
+
+fn scripts_of(dir: &Path, run: &[(String, String)]) -> Rc<Scripts> {
+    Rc::new(Scripts {
+        dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+        run: run
+            .iter()
+            .map(|(e, i)| {
+                let interp = (!i.is_empty()).then(|| std::path::PathBuf::from(i));
+                (e.as_bytes().into(), interp)
+            })
+            .collect(),
+    })
 }
 
 fn add_root<R: Roots>(fs: &mut R, path: &Path, mime: &MimeTable) -> Result<RootId, String> {
@@ -722,6 +807,7 @@ mod tests {
             kind,
             site: SiteOptions::default(),
             fallback: None,
+            run: Vec::new(),
         }
     }
 

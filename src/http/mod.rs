@@ -2,6 +2,7 @@
 //! can be tested with byte strings and fuzzed. Depends only on std, httparse and memchr.
 
 pub mod body;
+pub mod cgi;
 pub mod conditional;
 pub mod date;
 pub mod negotiate;
@@ -9,6 +10,7 @@ pub mod path;
 pub mod range;
 pub mod request;
 pub mod response;
+pub mod upstream;
 
 pub use request::{Request, Span};
 
@@ -80,6 +82,8 @@ pub enum HttpError {
     ExpectationFailed,
     NotImplemented,
     VersionNotSupported,
+    /// A pending request (a CGI child, an upstream) got no answer in time.
+    GatewayTimeout,
 }
 
 impl HttpError {
@@ -94,6 +98,7 @@ impl HttpError {
             HttpError::HeadTooLarge => 431,
             HttpError::NotImplemented => 501,
             HttpError::VersionNotSupported => 505,
+            HttpError::GatewayTimeout => 504,
         }
     }
 
@@ -109,6 +114,7 @@ impl HttpError {
             HttpError::ExpectationFailed => "unsupported expectation",
             HttpError::NotImplemented => "method not implemented",
             HttpError::VersionNotSupported => "HTTP version not supported",
+            HttpError::GatewayTimeout => "no answer from the gateway in time",
         }
     }
 }
@@ -117,6 +123,7 @@ impl HttpError {
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
         201 => "Created",
         204 => "No Content",

@@ -89,6 +89,17 @@ impl Request {
     }
 }
 
+/// The header fields of a head [`parse`] accepted (so every line is `name: value`), values
+/// trimmed, in order.
+pub fn header_lines(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+    head.split(|&b| b == b'\n').skip(1).filter_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = memchr::memchr(b':', line)?;
+        let value = line[colon + 1..].trim_ascii();
+        Some((&line[..colon], value))
+    })
+}
+
 /// Finds the end of a head. `scanned` is how far earlier calls looked; only bytes past it are
 /// searched, so a head arriving one byte at a time costs O(n), not O(n²). Returns the head's
 /// length including its blank line. Bare LF line endings are accepted (RFC 9112 §2.2).

@@ -21,7 +21,10 @@ use crate::handler::{Handler, Router};
 use crate::log::{AccessLog, ErrorLog, Level};
 use crate::sys;
 
+mod apps;
+mod aux;
 mod certs;
+pub mod jobs;
 mod listen;
 mod notify;
 mod reload;
@@ -33,10 +36,15 @@ const SIGNALS: Token = Token(0);
 const NOTIFY: Token = Token(1);
 /// inotify on the directories of the certificate files.
 const CERTS: Token = Token(2);
-const FIRST_LISTENER: usize = 3;
+/// The job queue's wake-up descriptor ([`jobs`]).
+const JOBS: Token = Token(3);
+const FIRST_LISTENER: usize = 4;
 /// Token of connection slab key 0: listeners take the tokens below (they come and go with
 /// reloads, so connections cannot simply follow them).
 const CONN_BASE: usize = 1 << 16;
+/// Token of the first descriptor of aux slab key 0 (see [`aux`]): connections take the
+/// tokens below, each aux `dynamic::MAX_FDS` tokens from here.
+const AUX_BASE: usize = 1 << 40;
 
 /// How often deadlines are checked.
 const SWEEP_EVERY: Millis = 250;
@@ -73,6 +81,20 @@ impl Stream {
             Stream::Tls(t) => t.get_mut(),
         }
     }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Stream::Plain(s) => s.peer_addr(),
+            Stream::Tls(t) => t.get_ref().peer_addr(),
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Stream::Plain(s) => s.local_addr(),
+            Stream::Tls(t) => t.get_ref().local_addr(),
+        }
+    }
 }
 
 struct Slot {
@@ -80,6 +102,11 @@ struct Slot {
     sock: Stream,
     /// Added to the epoll set (done lazily, the first time the connection must wait).
     registered: bool,
+    /// Tells this connection from a later one in the same slab slot (jobs and tasks name
+    /// their connection by key and generation).
+    generation: u32,
+    /// The task bound to the connection's pending request (a key of `Server::aux`).
+    aux: Option<usize>,
 }
 
 pub struct Server {
@@ -88,6 +115,17 @@ pub struct Server {
     /// Sockets systemd passed that no listener has adopted yet (a reload may name them).
     activation: Activation,
     conns: Slab<Slot>,
+    /// Descriptors that are not clients, bound to a connection: CGI children, upstreams.
+    aux: Slab<aux::Aux>,
+    /// The next generation for a connection or an aux.
+    generation: u32,
+    /// Children of unbound tasks, being terminated and waiting to be reaped.
+    orphans: Vec<aux::Orphan>,
+    jobs: jobs::Jobs,
+    /// Idle keep-alive connections to proxy upstreams.
+    upstreams: crate::dynamic::proxy::Pool,
+    /// Application processes of proxy routes (`command`), kept alive.
+    apps: Vec<apps::App>,
     pool: Pool,
     handler: Handler<RealFs>,
     lim: Limits,
@@ -221,12 +259,15 @@ fn build_handler(cfg: &Config, nofile: u64) -> io::Result<Handler<RealFs>> {
 /// The poll instance with the signals tern handles and the inotify descriptor registered.
 fn build_poll(handler: &Handler<RealFs>) -> io::Result<(Poll, sys::signal::SignalFd)> {
     let poll = Poll::new()?;
+    // SIGCHLD too: children (CGI) are reaped from the loop, never by a handler. Children
+    // start with an empty mask (std's spawn resets it), so none of these stay blocked there.
     let signals = sys::signal::SignalFd::new(&[
         libc::SIGTERM,
         libc::SIGINT,
         libc::SIGHUP,
         libc::SIGUSR1,
         libc::SIGUSR2,
+        libc::SIGCHLD,
     ])?;
     poll.registry().register(
         &mut SourceFd(&signals.as_fd().as_raw_fd()),
@@ -249,12 +290,19 @@ impl Server {
         let tls = crate::tls::Tls::new(cfg, handler.router.names()).map_err(io::Error::other)?;
         handler.set_https_port(https_port(&listeners));
         let (poll, signals) = build_poll(&handler)?;
+        let jobs = jobs::Jobs::new(2, JOBS);
         let lim = cfg.limits.clone();
         let mut server = Server {
             poll,
             listeners: Slab::new(),
             activation,
             conns: Slab::new(),
+            aux: Slab::new(),
+            generation: 0,
+            orphans: Vec::new(),
+            jobs,
+            upstreams: Default::default(),
+            apps: apps::from_config(cfg),
             pool: Pool::new(lim.max_head.min(16 * 1024), 1024),
             handler,
             lim,
@@ -359,6 +407,8 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         // Every listener is open and announced: tell systemd (the caller printed the lines).
         self.notify_ready(self.now());
+        // Privileges are dropped by now: applications run as the user tern runs as.
+        self.start_apps(self.now());
         loop {
             let now = self.now();
             if let Some(deadline) = self.shutdown_deadline {
@@ -390,7 +440,9 @@ impl Server {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
                     NOTIFY | CERTS => {}
+                    JOBS => self.on_jobs(now),
                     Token(t) if t < base => self.accept_pending = true,
+                    Token(t) if t >= AUX_BASE => self.on_aux_event(t - AUX_BASE, event, now),
                     Token(t) => {
                         let key = t - base;
                         if let Some(slot) = self.conns.get_mut(key) {
@@ -415,6 +467,9 @@ impl Server {
             if self.accept_pending && now >= self.accept_after && self.shutdown_deadline.is_none() {
                 self.accept(now);
             }
+            if self.apps_deadline() <= now {
+                self.start_apps(now);
+            }
             if now >= self.next_sweep {
                 self.sweep(now);
                 self.next_sweep = now + SWEEP_EVERY;
@@ -425,6 +480,8 @@ impl Server {
             }
             self.notify_tick(now);
         }
+        self.end_all_tasks();
+        self.stop_apps();
         self.handler.log(Level::Info, format_args!("shut down"));
         self.handler.flush_logs();
         Ok(())
@@ -434,7 +491,10 @@ impl Server {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let mut wake = self.next_flush.min(self.notify_deadline());
+        let mut wake = self
+            .next_flush
+            .min(self.notify_deadline())
+            .min(self.apps_deadline());
         if !self.conns.is_empty() {
             wake = wake.min(self.next_sweep);
         }
@@ -489,6 +549,9 @@ impl Server {
             }
             slot.registered = true;
         }
+        if self.handler.started.is_some() || slot.aux.is_some() {
+            self.after_turn(key, now);
+        }
         match turn {
             Turn::Wait => {}
             Turn::Again => self.again.push(key),
@@ -497,6 +560,9 @@ impl Server {
     }
 
     fn remove(&mut self, key: usize) {
+        if let Some(a) = self.conns.get(key).and_then(|s| s.aux) {
+            self.unbind(a);
+        }
         let mut slot = self.conns.remove(key);
         if let (Stream::Tls(t), Some(r)) = (&mut slot.sock, slot.conn.close_reason()) {
             use crate::conn::CloseReason as R;
@@ -619,16 +685,22 @@ impl Server {
             // No certificate (the configuration refuses that): nothing to serve.
             (true, None) => return,
         };
+        self.generation = self.generation.wrapping_add(1);
         let key = self.conns.insert(Slot {
             conn,
             sock,
             registered: false,
+            generation: self.generation,
+            aux: None,
         });
         self.fresh.push(key);
     }
 
     /// Checks every connection's deadline (a few times a second, not per event).
     fn sweep(&mut self, now: Millis) {
+        if !self.orphans.is_empty() {
+            self.reap_orphans(now);
+        }
         let due: Vec<usize> = self
             .conns
             .iter()
@@ -664,6 +736,10 @@ impl Server {
                     ),
                 },
                 libc::SIGHUP => self.reload(),
+                libc::SIGCHLD => {
+                    self.on_child(now);
+                    self.reap_apps(now);
+                }
                 _ => self.reopen_logs(),
             }
         }

@@ -184,3 +184,19 @@ pub fn listen(
     cvt(unsafe { libc::listen(fd, backlog) })?;
     Ok(std::net::TcpListener::from(sock))
 }
+
+/// Whether an idle connection is still usable: nothing to read and not closed (a pooled
+/// upstream connection the upstream closed, or sent something unasked, is not).
+pub fn idle_alive(sock: BorrowedFd<'_>) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: `b` is a live 1-byte buffer; MSG_PEEK leaves any data in the socket.
+    let n = unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}

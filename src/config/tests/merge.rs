@@ -334,7 +334,12 @@ fn print_config_round_trip() {
                 headers = { \"X-A\" = \"a \\\"q\\\"\" }\nerror_page = { 404 = \"/404.html\" }\n\
                 mime = { md = \"text/markdown\" }\ncache_control = \"max-age=60\"\nvhost_dirs = true\n\
                 [route.\"/old/\"]\nredirect = \"https://example.com/\"\nstatus = 302\n\
-                [route.\"/a\"]\nstatic = \"site/a.txt\"\ncache_control = \"\"\n";
+                [route.\"/a\"]\nstatic = \"site/a.txt\"\ncache_control = \"\"\n\
+                [route.\"/cgi/\"]\ncgi = \"site/sub\"\ncgi_timeout = \"5s\"\ncgi_max_processes = 8\n\
+                cgi_env = [\"PATH\", \"LANG\"]\nmax_body = \"2MiB\"\n\
+                [route.\"/p/\"]\nproxy = \"http://127.0.0.1:9/x/\"\ncommand = [\"sh\", \"-c\", \"true\"]\n\
+                proxy_timeout = \"3s\"\ntrust_forwarded = true\nproxy_host = \"b.internal\"\n\
+                [route.\"/r/\"]\nstatic = \"site\"\nrun = { \".py\" = \"/usr/bin/python3\", \".cgi\" = \"\" }\n";
     for flags in [
         &[][..],
         &[
@@ -356,6 +361,16 @@ fn print_config_round_trip() {
     }
     let out = to_toml(&d.load_with(text, &[]).unwrap());
     assert!(out.contains("\nheader_timeout = \"2500ms\"\n"), "{out}");
+    for line in [
+        "\ncgi_max_processes = 8\n",
+        "\nmax_body = 2097152\n",
+        "\ncgi_env = [\"PATH\", \"LANG\"]\n",
+        "\nproxy = \"http://127.0.0.1:9/x/\"\n",
+        "\ntrust_forwarded = true\n",
+        "\nrun = { \".cgi\" = \"\", \".py\" = \"/usr/bin/python3\" }\n",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
     assert!(
         out.contains(
             "\nlisten = [\"127.0.0.1:0\", \"[::1]:8080\", \":80\", \"[::]:81 reuse_port\", \"sd:2\", \"sd:https\"]\nreuse_port = true\n"

@@ -186,7 +186,7 @@ fn unknown_keys() {
     assert!(
         e.starts_with(
             "tern.toml:3:1: unknown key \"statik\" in [vhost.\"a\".route.\"/x/\"]; expected one \
-             of static, redirect, status, fallback, index,"
+             of static, redirect, cgi, proxy, status, fallback, run, command, index,"
         ),
         "{e}"
     );
