@@ -9,6 +9,7 @@
 //! - [`server`]: the mio event loop; [`config`] builds its settings from the command line.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod fs;
