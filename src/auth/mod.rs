@@ -6,4 +6,5 @@
 pub mod basic;
 pub mod cidr;
 pub mod htpasswd;
+pub mod state;
 pub mod verify;

@@ -29,6 +29,7 @@ const MAX_REQUEST_LINE: u32 = 8 * 1024;
 const MAX_REQUESTS: u32 = 10_000;
 const SERVER_NAME: &str = "tern";
 const FILE_CACHE_ENTRIES: usize = 10_000;
+const AUTH_MAX_FAILURES: u32 = 10;
 
 /// Errors with their places: files are indexed as in [`Tree::files`].
 pub(super) struct Errors<'a> {
@@ -48,7 +49,7 @@ impl Errors<'_> {
     }
 
     /// Where `p` is now: inside the chroot that is yet to be entered, if any.
-    fn outside(&self, p: &Path) -> PathBuf {
+    pub fn outside(&self, p: &Path) -> PathBuf {
         match &self.inside {
             Some(dir) => super::service::in_chroot(dir, p),
             None => p.to_path_buf(),
@@ -182,6 +183,11 @@ pub(super) fn build(
         format,
     };
     let default_host = vhosts(&mut e, tree.vhosts, &top_level, &mut hosts);
+    let auth_max_failures = top
+        .auth_max_failures
+        .as_ref()
+        .and_then(|v| e.int(0, "auth_max_failures", v, 1..=1_000_000))
+        .map_or(AUTH_MAX_FAILURES, |n| n as u32);
     let failed = !e.list.is_empty();
     let cfg = Config {
         source: source.map(Path::to_path_buf),
@@ -201,6 +207,7 @@ pub(super) fn build(
         hosts,
         default_host,
         service,
+        auth_max_failures,
     };
     (!failed).then_some(cfg)
 }

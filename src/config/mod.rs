@@ -157,6 +157,23 @@ pub struct Config {
     pub default_host: usize,
     /// `user`, `group`, `chroot`, `daemon`, `pid_file`: applied once at start.
     pub service: Service,
+    /// Failed logins from one address (IPv4, or IPv6 /64) per minute before it gets 429.
+    pub auth_max_failures: u32,
+}
+
+impl Config {
+    /// Every htpasswd file some scope reads (for a sandbox's read list).
+    pub fn htpasswd_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self
+            .hosts
+            .iter()
+            .flat_map(|h| std::iter::once(&h.site).chain(h.routes.iter().map(|r| &r.site)))
+            .filter_map(|s| s.auth.as_ref().map(|a| a.htpasswd.clone()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
 }
 
 /// How the process sets itself up as a service (start-up only: a reload never changes it).
@@ -232,6 +249,20 @@ pub struct SiteOptions {
     pub headers: Vec<(String, String)>,
     /// Extension to type, with the default type.
     pub mime: MimeTable,
+    /// `allow`/`deny` of the narrowest scope that sets either; `None`: every address.
+    pub access: Option<crate::auth::cidr::Rules>,
+    /// Basic authentication in force (`auth = false` lifts an inherited one).
+    pub auth: Option<AuthConfig>,
+    /// The methods `auth` applies to (upper case); `None`: every method.
+    pub auth_methods: Option<Vec<String>>,
+}
+
+/// `auth = { realm = "...", htpasswd = "FILE" }`: the file checked (absolute, read when
+/// the configuration is loaded and again whenever it changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub realm: String,
+    pub htpasswd: PathBuf,
 }
 
 impl Default for SiteOptions {
@@ -245,6 +276,9 @@ impl Default for SiteOptions {
             error_pages: Vec::new(),
             headers: Vec::new(),
             mime: MimeTable::default(),
+            access: None,
+            auth: None,
+            auth_methods: None,
         }
     }
 }

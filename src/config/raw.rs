@@ -117,6 +117,49 @@ pub(super) struct RawSite {
     pub mime: Option<Table>,
     pub default_type: Option<Spanned<String>>,
     pub headers: Option<Table>,
+    pub allow: Option<Spanned<List>>,
+    pub deny: Option<Spanned<List>>,
+    pub auth: Option<Spanned<RawAuth>>,
+    pub auth_methods: Option<Spanned<List>>,
+}
+
+/// `auth = { realm = "...", htpasswd = "FILE" }`, or `auth = false` to lift it.
+#[derive(Debug)]
+pub(super) enum RawAuth {
+    Off,
+    On(RawAuthTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthTable {
+    pub realm: Spanned<String>,
+    pub htpasswd: Spanned<String>,
+}
+
+impl<'de> Deserialize<'de> for RawAuth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawAuth, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawAuth;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table { realm = \"...\", htpasswd = \"FILE\" } or false")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<RawAuth, E> {
+                if b {
+                    return Err(E::custom(
+                        "auth = true: give a table { realm = \"...\", htpasswd = \"FILE\" }",
+                    ));
+                }
+                Ok(RawAuth::Off)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawAuth, A::Error> {
+                RawAuthTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawAuth::On)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Declares a table struct with its own fields followed by the per-site options, and
@@ -138,6 +181,10 @@ macro_rules! with_site_options {
             pub mime: Option<Table>,
             pub default_type: Option<Spanned<String>>,
             pub headers: Option<Table>,
+            pub allow: Option<Spanned<List>>,
+            pub deny: Option<Spanned<List>>,
+            pub auth: Option<Spanned<RawAuth>>,
+            pub auth_methods: Option<Spanned<List>>,
         }
 
         impl $name {
@@ -152,6 +199,10 @@ macro_rules! with_site_options {
                     mime: self.mime.take(),
                     default_type: self.default_type.take(),
                     headers: self.headers.take(),
+                    allow: self.allow.take(),
+                    deny: self.deny.take(),
+                    auth: self.auth.take(),
+                    auth_methods: self.auth_methods.take(),
                 }
             }
         }
@@ -188,6 +239,7 @@ with_site_options! {
         chroot: Option<Spanned<String>>,
         daemon: Option<bool>,
         pid_file: Option<Spanned<String>>,
+        auth_max_failures: Option<Spanned<i64>>,
         #[allow(dead_code)] // listed for "expected one of"; read table by table
         route: Option<IgnoredAny>,
         #[allow(dead_code)]

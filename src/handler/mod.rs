@@ -1,6 +1,7 @@
 //! Turns a parsed request into a response plan: checks the method, maps the target to a
 //! path under the root, and hands files and directories to [`static_files`]. Error
 //! responses, the access log and the error log are written here, in one place.
+mod guard;
 pub mod listing;
 mod redirect;
 pub mod route;
@@ -41,6 +42,32 @@ pub struct Site {
     pub headers: Box<[u8]>,
     /// The host's access log (index into the router's `logs`).
     pub log: Option<usize>,
+    /// `allow`/`deny`, checked before anything else.
+    pub access: Option<crate::auth::cidr::Rules>,
+    /// Basic authentication in force.
+    pub auth: Option<SiteAuth>,
+}
+
+/// `auth` as the handler reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteAuth {
+    pub htpasswd: std::path::PathBuf,
+    /// Index into the router's `htpasswd` (set when the router is built).
+    pub file: usize,
+    /// `WWW-Authenticate: Basic realm="...", charset="UTF-8"\r\n`.
+    pub challenge: Box<[u8]>,
+    /// Bit `1 << method` for each protected method.
+    pub methods: u16,
+}
+
+impl SiteAuth {
+    pub fn covers(&self, m: Method) -> bool {
+        self.methods & (1 << m as u16) != 0
+    }
+}
+
+fn method_bit(name: &str) -> u16 {
+    1 << Method::parse(name.as_bytes()) as u16
 }
 
 impl Site {
@@ -59,6 +86,22 @@ impl Site {
             error_pages: Vec::new(),
             headers: headers.into(),
             log: None,
+            access: o.access.clone(),
+            auth: o.auth.as_ref().map(|a| {
+                let mut challenge = Vec::new();
+                let value = format!("Basic realm=\"{}\", charset=\"UTF-8\"", a.realm);
+                response::header(&mut challenge, b"WWW-Authenticate", value.as_bytes());
+                let methods = match &o.auth_methods {
+                    Some(list) => list.iter().fold(0, |m, n| m | method_bit(n)),
+                    None => u16::MAX,
+                };
+                SiteAuth {
+                    htpasswd: a.htpasswd.clone(),
+                    file: usize::MAX,
+                    challenge: challenge.into(),
+                    methods,
+                }
+            }),
         }
     }
 }
@@ -118,6 +161,8 @@ pub struct Handler<F: Fs> {
     rng: u64,
     /// `Date` and `Server` lines of every head, formatted once per second.
     common: Vec<u8>,
+    /// Basic authentication's files, cache and limiter.
+    pub auth: crate::auth::state::Auth,
 }
 
 impl<F: Fs> Handler<F> {
@@ -127,7 +172,7 @@ impl<F: Fs> Handler<F> {
         let mut common = Vec::with_capacity(64);
         HeadCtx::common(&mut common, date.text(), server.as_deref());
         let site = Rc::clone(&router.hosts[router.default].site);
-        Handler {
+        let mut h = Handler {
             common,
             fs,
             router: Rc::new(router),
@@ -149,6 +194,18 @@ impl<F: Fs> Handler<F> {
             entries: Vec::new(),
             page: Vec::with_capacity(4096),
             rng: seed(),
+            auth: crate::auth::state::Auth::new(10),
+        };
+        h.load_htpasswd();
+        h
+    }
+
+    /// Reads the router's htpasswd files (at start and on reload; the cache goes with the
+    /// old ones).
+    fn load_htpasswd(&mut self) {
+        let router = Rc::clone(&self.router);
+        for note in self.auth.set_files(&router.htpasswd, 0) {
+            self.log(Level::Error, format_args!("{note}"));
         }
     }
 
@@ -283,6 +340,7 @@ impl<F: Fs> Handler<F> {
         self.router = Rc::new(router);
         self.site = Rc::clone(&self.router.hosts[self.router.default].site);
         self.last_raw_len = usize::MAX;
+        self.load_htpasswd();
     }
 
     /// Routes a request and runs the action of its route.
@@ -318,6 +376,9 @@ impl<F: Fs> Handler<F> {
             Match::Route { route, rest } => (route, rest),
             Match::AddSlash => {
                 self.use_site(host_idx, None);
+                if let Some(sent) = self.guard(ex, out) {
+                    return sent;
+                }
                 if !matches!(ex.req.method, Method::Get | Method::Head) {
                     return self.error(out, 404, ex.persist, b"");
                 }
@@ -326,6 +387,9 @@ impl<F: Fs> Handler<F> {
             }
             Match::None => {
                 self.use_site(host_idx, None);
+                if let Some(sent) = self.guard(ex, out) {
+                    return sent;
+                }
                 return self.error(out, 404, ex.persist, b"");
             }
         };
@@ -335,6 +399,9 @@ impl<F: Fs> Handler<F> {
         }
         let action = route.kind;
         (self.url, self.fs_at, self.root) = (0, rest, route.root);
+        if let Some(sent) = self.guard(ex, out) {
+            return sent;
+        }
         let at = RouteAt {
             host: host_idx,
             route: route_idx,
@@ -404,6 +471,9 @@ impl<F: Fs> Handler<F> {
             Err(e) => return static_files::bad_request(self, ex, out, e.reason()),
         };
         (self.url, self.fs_at, self.root) = (0, 0, root);
+        if let Some(sent) = self.guard(ex, out) {
+            return sent;
+        }
         match ex.req.method {
             Method::Get | Method::Head => {}
             Method::Options => return self.options(out, ex.persist),

@@ -233,6 +233,8 @@ pub struct Router {
     pub plain: Option<RootId>,
     /// The distinct access logs hosts write to.
     pub logs: Vec<(LogTarget, LogFormat)>,
+    /// The distinct htpasswd files sites check (a site's `auth.file` indexes this).
+    pub htpasswd: Vec<std::path::PathBuf>,
 }
 
 impl Router {
@@ -249,6 +251,7 @@ impl Router {
             named: false,
             plain: None,
             logs: Vec::new(),
+            htpasswd: Vec::new(),
         };
         let top_log = cfg.hosts.first().and_then(|h| h.access_log.clone());
         for (i, host) in cfg.hosts.iter().enumerate() {
@@ -265,8 +268,10 @@ impl Router {
                 });
             let mut vhost = build_vhost(host, fs)?;
             Rc::make_mut(&mut vhost.site).log = log;
+            router.number_htpasswd(Rc::make_mut(&mut vhost.site));
             for r in &mut vhost.routes {
                 Rc::make_mut(&mut r.site).log = log;
+                router.number_htpasswd(Rc::make_mut(&mut r.site));
                 // One Rc for equal options: the handler then skips re-pointing its site.
                 if r.site == vhost.site {
                     r.site = Rc::clone(&vhost.site);
@@ -331,6 +336,20 @@ impl Router {
             named: false,
             plain: None,
             logs: Vec::new(),
+            htpasswd: Vec::new(),
+        }
+    }
+
+    /// Points a site's `auth` at its file's index, adding the file if it is new.
+    fn number_htpasswd(&mut self, site: &mut Site) {
+        if let Some(a) = &mut site.auth {
+            a.file = match self.htpasswd.iter().position(|p| *p == a.htpasswd) {
+                Some(i) => i,
+                None => {
+                    self.htpasswd.push(a.htpasswd.clone());
+                    self.htpasswd.len() - 1
+                }
+            };
         }
     }
 
