@@ -51,3 +51,8 @@ fn headers() {
 fn route() {
     replay("route", tern::fuzzing::route);
 }
+
+#[test]
+fn auth() {
+    replay("auth", tern::fuzzing::auth);
+}

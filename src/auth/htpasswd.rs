@@ -107,6 +107,10 @@ pub fn parse_line(raw: &[u8]) -> Result<Option<(String, Hash)>, String> {
         .map_err(|m| format!("user \"{user}\": {m}"))
 }
 
+/// Costs past these would hold the job thread for seconds per login.
+pub const MAX_BCRYPT_COST: u32 = 17;
+pub const MAX_SHA_ROUNDS: u32 = 1_000_000;
+
 const CRYPT64: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 fn is_crypt64(s: &str) -> bool {
@@ -132,6 +136,11 @@ fn parse_hash(h: &str) -> Result<Hash, String> {
         if !ok || h.parse::<bcrypt::HashParts>().is_err() {
             return Err("malformed bcrypt hash".into());
         }
+        if cost.is_some_and(|c| c > MAX_BCRYPT_COST) {
+            return Err(format!(
+                "bcrypt cost above {MAX_BCRYPT_COST} (htpasswd's limit) is refused: one login would take seconds"
+            ));
+        }
         return Ok(Hash::Bcrypt(h.to_string()));
     }
     if let Some(rest) = h.strip_prefix("$5$").or_else(|| h.strip_prefix("$6$")) {
@@ -140,8 +149,10 @@ fn parse_hash(h: &str) -> Result<Hash, String> {
             Some(r) => {
                 let (n, after) = r.split_once('$').ok_or("malformed SHA-crypt rounds")?;
                 let n: u32 = n.parse().map_err(|_| "malformed SHA-crypt rounds")?;
-                if !(1000..=999_999_999).contains(&n) {
-                    return Err("SHA-crypt rounds out of range (1000 to 999999999)".into());
+                if !(1000..=MAX_SHA_ROUNDS).contains(&n) {
+                    return Err(format!(
+                        "SHA-crypt rounds out of range (1000 to {MAX_SHA_ROUNDS}; more would make one login take seconds)"
+                    ));
                 }
                 after
             }
@@ -217,6 +228,14 @@ mod tests {
         );
         bad("a:{SHA}!!", "not base64");
         bad("a:$6$salt$short", "malformed SHA-crypt");
+        bad(
+            "a:$2y$18$4wJwdLIDEmb/uRKy9n0vGOgA2a2qtObJL8KeV8Getzg35Y.654O.a",
+            "cost above 17",
+        );
+        bad(
+            "a:$5$rounds=2000000$salt$Oo0nc86Ktkc05wTAggFOZIQJhfxhAZY1mlIogZJN.i.",
+            "rounds out of range",
+        );
     }
 
     #[test]
