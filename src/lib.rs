@@ -19,5 +19,6 @@ pub mod handler;
 pub mod http;
 pub mod log;
 pub mod server;
+pub mod store;
 #[allow(unsafe_code)]
 pub mod sys;
