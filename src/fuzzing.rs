@@ -94,14 +94,15 @@ fn status_of(head: &[u8]) -> u16 {
 }
 
 impl Service for Recorder {
-    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) {
+    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> crate::conn::Reply {
         let before = out.buf.len();
         let head_only = out.is_head_only();
-        self.inner.respond(ex, out);
+        let reply = self.inner.respond(ex, out);
         self.expected.push(Expected {
             status: status_of(&out.buf[before..]),
             head_only,
         });
+        reply
     }
 
     fn respond_error(&mut self, err: HttpError, line: &[u8], peer: IpAddr, out: &mut Out) {

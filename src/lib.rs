@@ -6,12 +6,14 @@
 //! - [`conn`]: one connection as a state machine, time passed in; [`conn::io`] drives it.
 //! - [`fs`]: the document root (contained opens, inotify-invalidated cache).
 //! - [`handler`]: requests to responses (files, directories, errors, logs).
+//! - [`dynamic`]: tasks bound to pending requests (CGI children, later upstreams, jobs).
 //! - [`server`]: the mio event loop; [`config`] builds its settings from the command line.
 #![deny(unsafe_code)]
 
 pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod dynamic;
 pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -249,6 +249,8 @@ pub struct SiteOptions {
     pub headers: Vec<(String, String)>,
     /// Extension to type, with the default type.
     pub mime: MimeTable,
+    /// Longest request body a route that reads bodies (CGI, proxy, store) accepts (413).
+    pub max_body: u64,
     /// `allow`/`deny` of the narrowest scope that sets either; `None`: every address.
     pub access: Option<crate::auth::cidr::Rules>,
     /// Basic authentication in force (`auth = false` lifts an inherited one).
@@ -276,6 +278,7 @@ impl Default for SiteOptions {
             error_pages: Vec::new(),
             headers: Vec::new(),
             mime: MimeTable::default(),
+            max_body: 16 << 20,
             access: None,
             auth: None,
             auth_methods: None,

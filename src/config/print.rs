@@ -192,6 +192,9 @@ fn site(w: &mut String, s: &SiteOptions, base: Option<&SiteOptions>) {
     if differs(&|b| b.max_ranges == s.max_ranges) {
         line(w, "max_ranges", &s.max_ranges.to_string());
     }
+    if differs(&|b| b.max_body == s.max_body) {
+        line(w, "max_body", &s.max_body.to_string());
+    }
     if differs(&|b| b.mime.default_type() == s.mime.default_type()) {
         line(w, "default_type", &quote(s.mime.default_type()));
     }

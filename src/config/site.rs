@@ -28,6 +28,7 @@ pub(super) struct Layer {
     default_type: Option<String>,
     /// `None`: remove the inherited header.
     headers: Vec<(String, Option<String>)>,
+    max_body: Option<u64>,
     /// Set when this level gives `allow` or `deny` (the other list then empty).
     access: Option<Rules>,
     /// `Some(None)`: `auth = false`.
@@ -90,6 +91,9 @@ impl Layer {
             }
         }
         l.headers = headers(e, file, raw.headers.as_ref());
+        if let Some(v) = raw.max_body {
+            l.max_body = Some(v.get_ref().0);
+        }
         if raw.allow.is_some() || raw.deny.is_some() {
             l.access = Some(Rules {
                 allow: cidrs(e, file, "allow", raw.allow.as_ref()),
@@ -145,6 +149,7 @@ impl Layer {
             o.cache_control = (!c.is_empty()).then(|| c.clone());
         }
         o.max_ranges = self.max_ranges.unwrap_or(o.max_ranges);
+        o.max_body = self.max_body.unwrap_or(o.max_body);
         for (code, page) in &self.error_pages {
             o.error_pages.retain(|(c, _)| c != code);
             if let Some(p) = page {

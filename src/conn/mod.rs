@@ -23,6 +23,18 @@
 //!                                                              (nothing unread, or EOF)
 //! ```
 //!
+//! A request the service cannot answer at once (a CGI child, an upstream, a job on a helper
+//! thread) puts the connection in `Await` ([`pending`]): no further pipelined head is parsed
+//! (its bytes stay buffered), the request body is forwarded to a sink or held, and the
+//! response is written later by whoever was bound to the connection, complete or streamed.
+//!
+//! ```text
+//!   ReadHead --(Reply::Await)--> Await --(answered, keep-alive)--> ReadHead, or ReadBody
+//!                                  |                               (the unread body rest)
+//!                                  +--(answered, no keep-alive; 413; 504)--> Draining(ToLinger)
+//!                                  +--(client gone; stream broken)--> Closed
+//! ```
+//!
 //! A kept-alive connection stays in `ReadHead` from one request to the next: each complete
 //! head is answered at once. Any phase also goes straight to `Closed` on a socket error, a
 //! timeout, EOF with nothing left to answer, a file that shrank while being sent, or
@@ -43,6 +55,7 @@
 pub mod io;
 pub mod memsock;
 pub mod out;
+mod pending;
 
 use std::net::IpAddr;
 
@@ -51,6 +64,8 @@ use crate::http::request::{self, Framing};
 use crate::http::response::Persist;
 use crate::http::{first_line, HttpError, Method, Request};
 pub use out::Out;
+use pending::Pending;
+pub use pending::{Answer, AnswerBody, Await, BodyUse, Reply};
 
 fn head_limits(lim: &Limits) -> request::HeadLimits {
     request::HeadLimits {
@@ -88,6 +103,9 @@ pub struct Limits {
     pub requests_per_turn: u32,
     /// Bytes written per connection per event-loop turn (fairness).
     pub write_budget: usize,
+    /// How long a pending request ([`Phase::Await`]) waits for its answer unless whoever
+    /// answers sets its own deadline ([`Conn::set_await_deadline`]).
+    pub await_timeout: Millis,
 }
 
 impl Default for Limits {
@@ -105,6 +123,7 @@ impl Default for Limits {
             out_high_water: 128 * 1024,
             requests_per_turn: 64,
             write_budget: 512 * 1024,
+            await_timeout: 60_000,
         }
     }
 }
@@ -122,6 +141,9 @@ pub enum Phase {
     /// more yet. (Two unit variants rather than a `linger` field keep `Phase` one byte and
     /// an idle `Conn` at 48.)
     DrainingToLinger,
+    /// The request is answered later, by whatever the server bound to the connection (see
+    /// [`pending`]); the request body is forwarded, held or left, the next head waits.
+    Await,
     /// Our side is shut down; input is read and dropped until EOF or the deadline, so the
     /// client sees our last response rather than a reset (lighttpd's lingering close).
     Linger,
@@ -149,7 +171,9 @@ impl Phase {
             (Phase::Closed(_), _) => false,
             (_, Phase::Closed(_)) => true,
             (Phase::ReadHead, Phase::ReadBody) | (Phase::ReadBody, Phase::ReadHead) => true,
-            (Phase::ReadHead | Phase::ReadBody, next) => next.is_draining(),
+            (Phase::ReadHead, Phase::Await) => true,
+            (Phase::Await, Phase::ReadHead | Phase::ReadBody) => true,
+            (Phase::ReadHead | Phase::ReadBody | Phase::Await, next) => next.is_draining(),
             (from, Phase::Linger) => from.is_draining(),
             _ => false,
         }
@@ -173,6 +197,11 @@ pub enum CloseReason {
     /// A file shrank while it was being sent: the promised length cannot be delivered.
     FileTruncated,
     Shutdown,
+    /// The source of a streamed response failed or timed out after its head was sent: the
+    /// close tells the client the body is incomplete.
+    StreamBroken,
+    /// The request body turned out too long or malformed after the response had begun.
+    BodyRefused,
 }
 
 impl CloseReason {
@@ -188,6 +217,8 @@ impl CloseReason {
             CloseReason::LingerTimeout => "lingering close timeout",
             CloseReason::FileTruncated => "file shrank while being sent",
             CloseReason::Shutdown => "server shutting down",
+            CloseReason::StreamBroken => "response stream broken",
+            CloseReason::BodyRefused => "request body refused mid-response",
         }
     }
 }
@@ -201,13 +232,17 @@ pub struct Exchange<'a> {
     pub persist: Persist,
     pub peer: IpAddr,
     pub now: Millis,
+    /// The declared body is longer than the connection would read and throw away
+    /// (`Limits::max_discard`): a service that will not use the body answers 413.
+    pub large_body: bool,
 }
 
 /// What turns requests into responses (the handler pipeline implements this).
 pub trait Service {
     /// Writes a complete response for `ex` into `out`: head, then body (dropped by `out` for
-    /// HEAD).
-    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out);
+    /// HEAD), and returns [`Reply::Done`]; or writes nothing and returns [`Reply::Await`]
+    /// when the answer comes later (the connection then waits in [`Phase::Await`]).
+    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> Reply;
     /// Writes an error response for a request that could not be parsed or timed out.
     /// `line` is the raw request line as far as it was received (for the logs only).
     fn respond_error(&mut self, err: HttpError, line: &[u8], peer: IpAddr, out: &mut Out);
@@ -227,6 +262,11 @@ pub struct Bufs {
     body: BodyDecoder,
     body_seen: u64,
     pub out: Out,
+    /// The request in [`Phase::Await`].
+    pending: Pending,
+    /// Decoded request body bytes waiting for the sink: `fwd[fwd_at..]`.
+    fwd: Vec<u8>,
+    fwd_at: usize,
 }
 
 /// Free buffers, reused so that steady-state requests allocate nothing.
@@ -258,6 +298,9 @@ impl Pool {
                 body: BodyDecoder::Length(0),
                 body_seen: 0,
                 out: Out::with_capacity(1024),
+                pending: Pending::default(),
+                fwd: Vec::new(),
+                fwd_at: 0,
             })
         })
     }
@@ -268,6 +311,8 @@ impl Pool {
             b.end = 0;
             b.scanned = 0;
             b.out.clear();
+            b.fwd = Vec::new();
+            b.fwd_at = 0;
             // Buffers that grew for a big head or listing give the memory back.
             if b.out.buf.capacity() > 64 * 1024 {
                 b.out.buf = Vec::with_capacity(1024);
@@ -416,10 +461,11 @@ impl Conn {
     pub fn wants_read(&self) -> bool {
         self.is_ready(READ_READY)
             && !self.is_ready(EOF)
-            && matches!(
-                self.phase,
-                Phase::ReadHead | Phase::ReadBody | Phase::Linger
-            )
+            && match self.phase {
+                Phase::ReadHead | Phase::ReadBody | Phase::Linger => true,
+                Phase::Await => self.await_wants_read(),
+                _ => false,
+            }
     }
 
     /// Whether the driver should write now.
@@ -510,6 +556,7 @@ impl Conn {
         while match self.phase {
             Phase::ReadBody => self.discard_body(&mut b, now, lim),
             Phase::ReadHead => self.next_head(&mut b, now, svc, lim, budget),
+            Phase::Await => self.pump_body(&mut b, now, svc),
             _ => false,
         } {
             changed = true;
@@ -611,12 +658,9 @@ impl Conn {
             Ok(req) => req,
             Err(err) => return self.fail(b, err, svc, true),
         };
-        if let Framing::Length(n) = req.framing {
-            if n > lim.max_discard {
-                // Like nginx's client_max_body_size: refuse before reading any of it.
-                return self.fail(b, HttpError::PayloadTooLarge, svc, true);
-            }
-        }
+        // Like nginx's client_max_body_size, a body too long to throw away is refused before
+        // any of it is read, unless the service uses it: it says 413 itself, or forwards it.
+        let large_body = matches!(req.framing, Framing::Length(n) if n > lim.max_discard);
         let mut keep_alive =
             req.wants_keep_alive() && self.served + 1 < lim.max_requests && !self.shutting_down;
         // A body is read and dropped if it is small and the client is not waiting for a
@@ -624,11 +668,13 @@ impl Conn {
         // lingering close), so body bytes are never mistaken for a request.
         let body = match req.framing {
             Framing::None | Framing::Length(0) => None,
-            _ if req.expect_continue => None,
+            _ if req.expect_continue || large_body => None,
             Framing::Length(n) => Some(BodyDecoder::Length(n)),
             Framing::Chunked => Some(BodyDecoder::chunked()),
         };
         let linger = req.has_body() && body.is_none();
+        // A pending request decides about its body later (see `enter_await`).
+        let await_keep_alive = keep_alive;
         keep_alive &= !linger;
         let was_empty = b.out.is_empty();
         let mut ex = Exchange {
@@ -640,11 +686,20 @@ impl Conn {
             },
             peer: self.peer,
             now,
+            large_body,
         };
         b.out.begin(req.method == Method::Head);
-        svc.respond(&mut ex, &mut b.out);
+        let reply = svc.respond(&mut ex, &mut b.out);
         b.out.seal();
         b.out.begin(false);
+        if let Reply::Await(how) = reply {
+            let persist = Persist {
+                keep_alive: await_keep_alive,
+                version: req.version,
+            };
+            let head_only = req.method == Method::Head;
+            return self.enter_await(b, len, &req, how, persist, head_only, now, lim, svc);
+        }
         let keep_alive = ex.persist.keep_alive;
         if was_empty {
             self.t_send = now + lim.send_timeout;
@@ -704,6 +759,9 @@ impl Conn {
                 }
             }
             Phase::Linger => self.close(CloseReason::Done),
+            // Like nginx (without proxy_ignore_client_abort): a client that stops sending
+            // while its answer is pending has given up; whatever was bound to it is released.
+            Phase::Await => self.close(CloseReason::ClientClosed),
             _ => return false,
         }
         true
@@ -754,7 +812,11 @@ impl Conn {
     /// Gives the buffers back to the pool while the connection is idle.
     pub fn release_if_idle(&mut self, pool: &mut Pool) {
         let idle = match &self.bufs {
-            Some(b) => b.start == b.end && b.out.is_empty() && self.phase != Phase::ReadBody,
+            Some(b) => {
+                b.start == b.end
+                    && b.out.is_empty()
+                    && !matches!(self.phase, Phase::ReadBody | Phase::Await)
+            }
             None => false,
         };
         if idle || self.is_closed() {
@@ -786,6 +848,7 @@ impl Conn {
             Phase::ReadHead => self.close(CloseReason::IdleTimeout),
             Phase::ReadBody => self.close(CloseReason::BodyTimeout),
             Phase::Linger => self.close(CloseReason::LingerTimeout),
+            Phase::Await => self.await_timed_out(now, svc, lim),
             Phase::Draining | Phase::DrainingToLinger => self.close(CloseReason::SendTimeout),
             Phase::Closed(_) => {}
         }

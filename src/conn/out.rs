@@ -1,6 +1,8 @@
 //! The output queue of one connection: response heads (and small generated bodies) in a
 //! reused byte buffer, cached file bodies as shared memory, and file bodies as (fd, range)
-//! for `sendfile`. Pipelined responses pile up here and leave in one `sendmsg`.
+//! for `sendfile`, and streamed body pieces (a CGI child's or an upstream's output, already
+//! framed) in buffers of their own. Pipelined responses pile up here and leave in one
+//! `sendmsg`.
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::IoSlice;
@@ -17,6 +19,10 @@ pub enum Chunk {
     },
     /// `file[pos..end]`, sent with `sendfile`.
     File { file: Rc<File>, pos: u64, end: u64 },
+    /// `data[start..]`: a piece of a streamed body of unknown length, owned by the queue
+    /// (not in `buf`, which only empties when everything is written: a stream that never
+    /// lets the queue run dry would grow it without bound).
+    Owned { data: Vec<u8>, start: usize },
 }
 
 #[derive(Default)]
@@ -114,6 +120,17 @@ impl Out {
         });
     }
 
+    /// Appends a piece of a streamed body that the queue takes ownership of (unless
+    /// answering HEAD). Empty pieces are dropped.
+    pub fn push_owned(&mut self, data: Vec<u8>) {
+        self.seal();
+        if self.head_only || data.is_empty() {
+            return;
+        }
+        self.queued += data.len() as u64;
+        self.chunks.push_back(Chunk::Owned { data, start: 0 });
+    }
+
     /// Queued chunks: how many iovecs sending everything in memory would take.
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
@@ -139,6 +156,7 @@ impl Out {
             iov[n] = match chunk {
                 Chunk::Buf { start, end } => IoSlice::new(&self.buf[*start..*end]),
                 Chunk::Mem { data, start, end } => IoSlice::new(&data[*start..*end]),
+                Chunk::Owned { data, start } => IoSlice::new(&data[*start..]),
                 Chunk::File { .. } => return (n, true),
             };
             n += 1;
@@ -174,6 +192,12 @@ impl Out {
                     n -= take as usize;
                     (*end - *pos) as usize
                 }
+                Chunk::Owned { data, start } => {
+                    let take = n.min(data.len() - *start);
+                    *start += take;
+                    n -= take;
+                    data.len() - *start
+                }
             };
             if left == 0 {
                 self.chunks.pop_front();
@@ -188,6 +212,7 @@ impl Out {
             let done = match front {
                 Chunk::Buf { start, end } | Chunk::Mem { start, end, .. } => start >= end,
                 Chunk::File { pos, end, .. } => pos >= end,
+                Chunk::Owned { data, start } => *start >= data.len(),
             };
             if !done {
                 return;
@@ -255,6 +280,24 @@ mod tests {
         out.advance(want.len() - 7);
         assert!(out.is_empty());
         assert!(out.buf.is_empty());
+    }
+
+    #[test]
+    fn owned_pieces_interleave_with_heads() {
+        let mut out = Out::default();
+        out.buf.extend_from_slice(b"HEAD");
+        out.push_owned(b"one".to_vec());
+        out.push_owned(Vec::new());
+        out.push_owned(b"two".to_vec());
+        out.push_bytes(b"end");
+        assert_eq!((out.queued(), out.chunk_count()), (13, 4));
+        out.advance(5);
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let (n, _) = out.gather(&mut iov);
+        let rest: Vec<u8> = iov[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(rest, b"netwoend");
+        out.advance(8);
+        assert!(out.is_empty());
     }
 
     #[test]

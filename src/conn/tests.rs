@@ -615,3 +615,6 @@ fn peer_ip_turns_mapped_ipv4_back_into_ipv4() {
     assert_eq!(ip("[::1]:80"), "::1");
     assert_eq!(ip("[2001:db8::1]:80"), "2001:db8::1");
 }
+
+#[path = "tests_await.rs"]
+mod late;

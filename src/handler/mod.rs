@@ -16,7 +16,7 @@ use route::{Action, Kind, Match, MAX_HOST};
 /// Longest `Host` value remembered for the next request.
 const LAST_RAW: usize = 64;
 
-use crate::conn::{CloseReason, Exchange, Out, Service};
+use crate::conn::{CloseReason, Exchange, Out, Reply, Service};
 use crate::fs::{Fs, RootId};
 use crate::http::date::DateCache;
 use crate::http::path::{normalize, split_target};
@@ -42,6 +42,8 @@ pub struct Site {
     pub headers: Box<[u8]>,
     /// The host's access log (index into the router's `logs`).
     pub log: Option<usize>,
+    /// Longest request body a route that reads bodies accepts (413 past it).
+    pub max_body: u64,
     /// `allow`/`deny`, checked before anything else.
     pub access: Option<crate::auth::cidr::Rules>,
     /// Basic authentication in force.
@@ -86,6 +88,7 @@ impl Site {
             error_pages: Vec::new(),
             headers: headers.into(),
             log: None,
+            max_body: o.max_body,
             access: o.access.clone(),
             auth: o.auth.as_ref().map(|a| {
                 let mut challenge = Vec::new();
@@ -161,6 +164,11 @@ pub struct Handler<F: Fs> {
     rng: u64,
     /// `Date` and `Server` lines of every head, formatted once per second.
     common: Vec<u8>,
+    /// Set by an action that answers later (the request's [`Reply::Await`]).
+    pending: Option<crate::conn::Await>,
+    /// What the server binds to the connection of a pending request (taken after each
+    /// turn of the connection: a pending request stops parsing, so there is at most one).
+    pub started: Option<Box<dyn crate::dynamic::Task>>,
     /// Basic authentication's files, cache and limiter.
     pub auth: crate::auth::state::Auth,
 }
@@ -194,6 +202,8 @@ impl<F: Fs> Handler<F> {
             entries: Vec::new(),
             page: Vec::with_capacity(4096),
             rng: seed(),
+            pending: None,
+            started: None,
             auth: crate::auth::state::Auth::new(10),
         };
         h.load_htpasswd();
@@ -341,6 +351,53 @@ impl<F: Fs> Handler<F> {
         self.site = Rc::clone(&self.router.hosts[self.router.default].site);
         self.last_raw_len = usize::MAX;
         self.load_htpasswd();
+    }
+
+    /// Answers the current request later: the connection waits in `Phase::Await` (body used
+    /// as `how` says) and the server binds `task` to it after this turn. The `Sent` returned
+    /// is a placeholder (nothing is written or logged now; the task logs when it answers).
+    pub fn answer_later(
+        &mut self,
+        how: crate::conn::Await,
+        task: Box<dyn crate::dynamic::Task>,
+    ) -> Sent {
+        self.pending = Some(how);
+        self.started = Some(task);
+        Sent { status: 0, body: 0 }
+    }
+
+    /// The options of the route serving the current request (for a task to keep).
+    pub fn current_site(&self) -> &Rc<Site> {
+        &self.site
+    }
+
+    /// A declared body longer than `max_discard`: 413 at once, before any of it is read
+    /// (exactly as for a parse error), unless the request is for a route that reads bodies.
+    #[cold]
+    fn large_body(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> Reply {
+        if self.route_kind(ex).is_some_and(Kind::reads_body) {
+            ex.large_body = false;
+            return self.respond(ex, out);
+        }
+        let line = first_line(ex.head);
+        self.respond_error(HttpError::PayloadTooLarge, line, ex.peer, out);
+        Reply::Done
+    }
+
+    /// The kind of route a request would reach (routing only, nothing answered).
+    fn route_kind(&mut self, ex: &Exchange<'_>) -> Option<Kind> {
+        if self.router.plain.is_some() {
+            return Some(Kind::Static);
+        }
+        let target = ex.req.target.get(ex.head);
+        let host = self.vhost(ex, target);
+        let (path, _) = split_target(target).ok()?;
+        let info = normalize(path, &mut self.path, &mut self.scratch).ok()?;
+        let host = &self.router.hosts[host];
+        match host.find(&self.path, info.trailing_slash) {
+            Match::Route { route, .. } => Some(host.routes[route].kind),
+            _ => None,
+        }
     }
 
     /// Routes a request and runs the action of its route.
@@ -547,8 +604,15 @@ impl<F: Fs> Handler<F> {
 }
 
 impl<F: Fs> Service for Handler<F> {
-    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) {
+    fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> Reply {
+        if ex.large_body {
+            return self.large_body(ex, out);
+        }
         let sent = self.dispatch(ex, out);
+        if let Some(how) = self.pending.take() {
+            // Answered later, and logged then by whatever answers.
+            return Reply::Await(how);
+        }
         if self.site.log.is_some() {
             let head = ex.head;
             let access = Access {
@@ -561,6 +625,7 @@ impl<F: Fs> Service for Handler<F> {
             };
             self.write_access(self.site.log, &access);
         }
+        Reply::Done
     }
 
     fn respond_error(&mut self, err: HttpError, line: &[u8], peer: IpAddr, out: &mut Out) {
@@ -626,4 +691,26 @@ pub fn error_page(buf: &mut Vec<u8>, status: u16) {
     buf.extend_from_slice(b"</title></head>\n<body><h1>");
     buf.extend_from_slice(&title);
     buf.extend_from_slice(b"</h1></body></html>\n");
+}
+
+impl<F: Fs> crate::dynamic::Heads for Handler<F> {
+    fn head(&mut self, site: &Site, out: &mut Out, status: u16, persist: Persist) {
+        response::start(&mut out.buf, status, self.head_ctx(), persist);
+        out.buf.extend_from_slice(&site.headers);
+    }
+
+    fn error(&mut self, site: &Rc<Site>, out: &mut Out, status: u16, persist: Persist) -> u64 {
+        if !Rc::ptr_eq(site, &self.site) {
+            self.site = Rc::clone(site);
+        }
+        self.error(out, status, persist, b"").body
+    }
+
+    fn access(&mut self, site: &Site, access: &Access<'_>) {
+        self.write_access(site.log, access);
+    }
+
+    fn log(&mut self, level: Level, msg: std::fmt::Arguments<'_>) {
+        Handler::log(self, level, msg);
+    }
 }

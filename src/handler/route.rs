@@ -64,6 +64,16 @@ pub enum Kind {
     Redirect,
 }
 
+impl Kind {
+    /// Whether the route reads request bodies (so a body longer than `max_discard` is
+    /// offered to it, up to its `max_body`, instead of being refused with 413 at once).
+    pub fn reads_body(self) -> bool {
+        match self {
+            Kind::Static | Kind::File | Kind::Redirect => false,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Route {
     /// As configured: `/`, `/img/`, `/users`.

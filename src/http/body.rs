@@ -1,8 +1,27 @@
 //! Request body framing (RFC 9112 §6, §7.1): a length counter and a chunked decoder that
 //! hands data to a sink and stops exactly at the end of the body, so the bytes after it (the
 //! next pipelined request) are never misread. Strict CRLF and the exact chunk-line grammar:
-//! lenient chunk parsing is a classic request-smuggling vector.
+//! lenient chunk parsing is a classic request-smuggling vector. The encoder side
+//! ([`chunk_frame`], [`LAST_CHUNK`]) frames streamed response bodies of unknown length.
 use super::{is_tchar, HttpError};
+
+/// The last chunk and the empty trailer section that end a chunked body (RFC 9112 §7.1).
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// One chunk of a chunked body: `HEX-SIZE CRLF data CRLF`, in one buffer of its own (the send
+/// queue holds it until the socket takes it). Empty data makes no chunk: an empty chunk would
+/// be the last one.
+pub fn chunk_frame(data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(data.len() + 20);
+    if data.is_empty() {
+        return v;
+    }
+    super::response::push_hex(&mut v, data.len() as u64);
+    v.extend_from_slice(b"\r\n");
+    v.extend_from_slice(data);
+    v.extend_from_slice(b"\r\n");
+    v
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BodyDecoder {
@@ -390,6 +409,19 @@ mod tests {
                 "chunk extensions or trailers too long"
             ))
         );
+    }
+
+    #[test]
+    fn frames_decode_back() {
+        let mut wire = Vec::new();
+        for piece in [&b"hello"[..], b"", &[7u8; 300][..]] {
+            wire.extend_from_slice(&chunk_frame(piece));
+        }
+        wire.extend_from_slice(LAST_CHUNK);
+        assert!(wire.starts_with(b"5\r\nhello\r\n12c\r\n"));
+        let (n, done, data) = run(&wire).unwrap();
+        assert_eq!((n, done), (wire.len(), true));
+        assert_eq!(data, [&b"hello"[..], &[7u8; 300][..]].concat());
     }
 
     #[test]

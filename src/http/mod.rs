@@ -80,6 +80,8 @@ pub enum HttpError {
     ExpectationFailed,
     NotImplemented,
     VersionNotSupported,
+    /// A pending request (a CGI child, an upstream) got no answer in time.
+    GatewayTimeout,
 }
 
 impl HttpError {
@@ -94,6 +96,7 @@ impl HttpError {
             HttpError::HeadTooLarge => 431,
             HttpError::NotImplemented => 501,
             HttpError::VersionNotSupported => 505,
+            HttpError::GatewayTimeout => 504,
         }
     }
 
@@ -109,6 +112,7 @@ impl HttpError {
             HttpError::ExpectationFailed => "unsupported expectation",
             HttpError::NotImplemented => "method not implemented",
             HttpError::VersionNotSupported => "HTTP version not supported",
+            HttpError::GatewayTimeout => "no answer from the gateway in time",
         }
     }
 }

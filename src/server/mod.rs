@@ -20,6 +20,8 @@ use crate::handler::{Handler, Router};
 use crate::log::{AccessLog, ErrorLog, Level};
 use crate::sys;
 
+mod aux;
+pub mod jobs;
 mod listen;
 mod notify;
 mod reload;
@@ -29,10 +31,15 @@ pub use notify::Notifier;
 
 const SIGNALS: Token = Token(0);
 const NOTIFY: Token = Token(1);
-const FIRST_LISTENER: usize = 2;
+/// The job queue's wake-up descriptor ([`jobs`]).
+const JOBS: Token = Token(2);
+const FIRST_LISTENER: usize = 3;
 /// Token of connection slab key 0: listeners take the tokens below (they come and go with
 /// reloads, so connections cannot simply follow them).
 const CONN_BASE: usize = 1 << 16;
+/// Token of the first descriptor of aux slab key 0 (see [`aux`]): connections take the
+/// tokens below, each aux `dynamic::MAX_FDS` tokens from here.
+const AUX_BASE: usize = 1 << 40;
 
 /// How often deadlines are checked.
 const SWEEP_EVERY: Millis = 250;
@@ -59,6 +66,11 @@ struct Slot {
     sock: TcpStream,
     /// Added to the epoll set (done lazily, the first time the connection must wait).
     registered: bool,
+    /// Tells this connection from a later one in the same slab slot (jobs and tasks name
+    /// their connection by key and generation).
+    generation: u32,
+    /// The task bound to the connection's pending request (a key of `Server::aux`).
+    aux: Option<usize>,
 }
 
 pub struct Server {
@@ -67,6 +79,13 @@ pub struct Server {
     /// Sockets systemd passed that no listener has adopted yet (a reload may name them).
     activation: Activation,
     conns: Slab<Slot>,
+    /// Descriptors that are not clients, bound to a connection: CGI children, upstreams.
+    aux: Slab<aux::Aux>,
+    /// The next generation for a connection or an aux.
+    generation: u32,
+    /// Children of unbound tasks, being terminated and waiting to be reaped.
+    orphans: Vec<aux::Orphan>,
+    jobs: jobs::Jobs,
     pool: Pool,
     handler: Handler<RealFs>,
     lim: Limits,
@@ -162,12 +181,15 @@ fn build_handler(cfg: &Config, nofile: u64) -> io::Result<Handler<RealFs>> {
 /// The poll instance with the signals tern handles and the inotify descriptor registered.
 fn build_poll(handler: &Handler<RealFs>) -> io::Result<(Poll, sys::signal::SignalFd)> {
     let poll = Poll::new()?;
+    // SIGCHLD too: children (CGI) are reaped from the loop, never by a handler. Children
+    // start with an empty mask (std's spawn resets it), so none of these stay blocked there.
     let signals = sys::signal::SignalFd::new(&[
         libc::SIGTERM,
         libc::SIGINT,
         libc::SIGHUP,
         libc::SIGUSR1,
         libc::SIGUSR2,
+        libc::SIGCHLD,
     ])?;
     poll.registry().register(
         &mut SourceFd(&signals.as_fd().as_raw_fd()),
@@ -192,12 +214,22 @@ impl Server {
         let nofile = sys::rlimit::raise_nofile().unwrap_or(1024);
         let handler = build_handler(cfg, nofile)?;
         let (poll, signals) = build_poll(&handler)?;
+        let jobs = jobs::Jobs::new(2)?;
+        poll.registry().register(
+            &mut SourceFd(&jobs.fd().as_raw_fd()),
+            JOBS,
+            Interest::READABLE,
+        )?;
         let lim = cfg.limits.clone();
         let mut server = Server {
             poll,
             listeners: Slab::new(),
             activation,
             conns: Slab::new(),
+            aux: Slab::new(),
+            generation: 0,
+            orphans: Vec::new(),
+            jobs,
             pool: Pool::new(lim.max_head.min(16 * 1024), 1024),
             handler,
             lim,
@@ -321,7 +353,9 @@ impl Server {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
                     NOTIFY => {}
+                    JOBS => self.on_jobs(now),
                     Token(t) if t < base => self.accept_pending = true,
+                    Token(t) if t >= AUX_BASE => self.on_aux_event(t - AUX_BASE, event, now),
                     Token(t) => {
                         let key = t - base;
                         if let Some(slot) = self.conns.get_mut(key) {
@@ -356,6 +390,7 @@ impl Server {
             }
             self.notify_tick(now);
         }
+        self.end_all_tasks();
         self.handler.log(Level::Info, format_args!("shut down"));
         self.handler.flush_logs();
         Ok(())
@@ -407,6 +442,9 @@ impl Server {
             }
             slot.registered = true;
         }
+        if self.handler.started.is_some() || slot.aux.is_some() {
+            self.after_turn(key, now);
+        }
         match turn {
             Turn::Wait => {}
             Turn::Again => self.again.push(key),
@@ -415,6 +453,9 @@ impl Server {
     }
 
     fn remove(&mut self, key: usize) {
+        if let Some(a) = self.conns.get(key).and_then(|s| s.aux) {
+            self.unbind(a);
+        }
         let slot = self.conns.remove(key);
         self.served_closed += u64::from(slot.conn.served());
         if let Some(reason) = slot.conn.close_reason() {
@@ -513,16 +554,22 @@ impl Server {
     fn add(&mut self, sock: TcpStream, peer: SocketAddr, now: Millis) {
         // Mapped once here, so every later use of the peer sees the plain IPv4 form.
         let conn = Conn::new(crate::conn::peer_ip(peer), now, &self.lim);
+        self.generation = self.generation.wrapping_add(1);
         let key = self.conns.insert(Slot {
             conn,
             sock,
             registered: false,
+            generation: self.generation,
+            aux: None,
         });
         self.fresh.push(key);
     }
 
     /// Checks every connection's deadline (a few times a second, not per event).
     fn sweep(&mut self, now: Millis) {
+        if !self.orphans.is_empty() {
+            self.reap_orphans(now);
+        }
         let due: Vec<usize> = self
             .conns
             .iter()
@@ -558,6 +605,7 @@ impl Server {
                     ),
                 },
                 libc::SIGHUP => self.reload(),
+                libc::SIGCHLD => self.on_child(now),
                 _ => self.reopen_logs(),
             }
         }

@@ -297,3 +297,19 @@ impl Drop for PidFile {
         let _ = self.file.flush();
     }
 }
+
+/// Sends `sig` to the process group `pgid` (a child started as the leader of its own group).
+/// A group that no longer exists is not an error worth reporting.
+pub fn kill_group(pgid: u32, sig: i32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill takes plain integers; a negative pid names a process group (never our
+    // own: children get a group of their own, and pgid > 1 was checked).
+    unsafe {
+        libc::kill(-pgid, sig);
+    }
+}

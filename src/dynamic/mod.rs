@@ -1,0 +1,127 @@
+//! The seam for content that is not a file: a [`Task`] is what the server binds to a
+//! connection whose request is pending ([`Phase::Await`](crate::conn::Phase::Await)) — a CGI
+//! child, an upstream connection, a store write waiting for its fsync. The handler creates
+//! it (and answers [`Reply::Await`](crate::conn::Reply::Await)); the server puts it in its
+//! second slab, gives its descriptors tokens of their own, and calls [`Task::on`] whenever
+//! something concerns it. The task moves bytes between its descriptors and the connection
+//! through the connection's sans-IO methods (`body_data`/`body_taken` for the request body,
+//! `answer`/`stream_data`/`stream_end` for the response) and never blocks: blocking work is
+//! posted to a helper thread ([`Cx::post`]) and comes back as [`Event::Job`].
+//!
+//! A task is unbound — [`Task::end`] called, its descriptors closed — in one place
+//! (`Server::unbind`), when the connection stops awaiting (answered, refused, timed out) or
+//! closes, whichever comes first.
+use std::any::Any;
+use std::rc::Rc;
+
+use mio::{Registry, Token};
+
+use crate::conn::{AnswerBody, Conn, Limits, Millis, Out};
+use crate::handler::Site;
+use crate::http::response::Persist;
+use crate::log::{Access, Level};
+use crate::server::jobs::Jobs;
+
+/// Descriptors one task may register (tokens `base + 0 .. base + MAX_FDS`).
+pub const MAX_FDS: usize = 4;
+
+/// What happened that concerns a task.
+pub enum Event {
+    /// Just bound to its connection: register descriptors, start.
+    Start,
+    /// Its descriptor number `fd` (as registered with [`Cx::token`]) is ready.
+    Ready {
+        fd: usize,
+        readable: bool,
+        writable: bool,
+        /// The other end closed (EPOLLHUP/RDHUP) or the descriptor has an error.
+        closed: bool,
+    },
+    /// The connection moved on (it wrote output, or staged more body): try again.
+    Nudge,
+    /// SIGCHLD arrived: a child may have exited.
+    Child,
+    /// A job posted with [`Cx::post`] finished.
+    Job(Box<dyn Any + Send>),
+}
+
+/// Everything a task may touch while it handles an event.
+pub struct Cx<'a> {
+    pub conn: &'a mut Conn,
+    pub lim: &'a Limits,
+    pub now: Millis,
+    pub heads: &'a mut dyn Heads,
+    pub registry: &'a Registry,
+    pub(crate) jobs: &'a mut Jobs,
+    /// This task's id as an owner of jobs.
+    pub(crate) me: u64,
+    /// Token of descriptor 0.
+    pub(crate) base: usize,
+}
+
+impl Cx<'_> {
+    /// The token to register the task's descriptor number `fd` (below [`MAX_FDS`]) with.
+    pub fn token(&self, fd: usize) -> Token {
+        debug_assert!(fd < MAX_FDS);
+        Token(self.base + fd.min(MAX_FDS - 1))
+    }
+
+    /// Runs `work` on a helper thread; its result arrives as [`Event::Job`] (or is dropped
+    /// if the task was unbound meanwhile).
+    pub fn post<R: Any + Send>(&mut self, work: impl FnOnce() -> R + Send + 'static) {
+        self.jobs.post(self.me, work);
+    }
+
+    /// A complete late answer: `status`, the site's headers, `extra` (formatted header
+    /// lines), `Content-Length` and `body` (dropped for HEAD). Returns the body length.
+    pub fn answer_bytes(&mut self, site: &Site, status: u16, extra: &[u8], body: &[u8]) -> u64 {
+        let heads = &mut *self.heads;
+        self.conn
+            .answer(self.now, self.lim, AnswerBody::Complete, |a| {
+                heads.head(site, a.out, status, a.persist);
+                a.out.buf.extend_from_slice(extra);
+                crate::http::response::content_length(&mut a.out.buf, body.len() as u64);
+                crate::http::response::end(&mut a.out.buf);
+                a.out.push_bytes(body);
+            });
+        body.len() as u64
+    }
+
+    /// A complete late error answer (the site's error page for `status`, or the built-in
+    /// one). Returns the body length.
+    pub fn answer_error(&mut self, site: &Rc<Site>, status: u16) -> u64 {
+        let heads = &mut *self.heads;
+        let mut len = 0;
+        self.conn
+            .answer(self.now, self.lim, AnswerBody::Complete, |a| {
+                len = heads.error(site, a.out, status, a.persist);
+            });
+        len
+    }
+}
+
+/// What a task leaves behind when unbound.
+pub enum Leftover {
+    None,
+    /// A child process (group leader of its own group) that may still run: the server
+    /// sends its group SIGTERM, then SIGKILL after a grace period, and reaps it.
+    Child(std::process::Child),
+}
+
+pub trait Task {
+    fn on(&mut self, ev: Event, cx: &mut Cx<'_>);
+    /// Unbound: deregister and close descriptors, hand over anything still running.
+    fn end(&mut self, registry: &Registry) -> Leftover;
+}
+
+/// Response heads and logs as the handler writes them, for answers written late.
+pub trait Heads {
+    /// Status line, `Date`/`Server`, `Connection` per `persist`, then the site's configured
+    /// headers; the caller adds its own and ends the head.
+    fn head(&mut self, site: &Site, out: &mut Out, status: u16, persist: Persist);
+    /// A complete error response (the site's error page, or the built-in one). Returns the
+    /// body length.
+    fn error(&mut self, site: &Rc<Site>, out: &mut Out, status: u16, persist: Persist) -> u64;
+    fn access(&mut self, site: &Site, access: &Access<'_>);
+    fn log(&mut self, level: Level, msg: std::fmt::Arguments<'_>);
+}
