@@ -353,3 +353,29 @@ fn bad_address_rules_fail_the_load() {
     assert!(err.contains("10.0.0.0/8"), "{err}");
     let _ = std::io::stderr().flush();
 }
+
+/// A request waiting for its hash holds back the pipelined ones behind it; each is then
+/// answered in order, and the second use of the credentials needs no hash.
+#[test]
+fn pipelined_requests_wait_for_the_hash_in_order() {
+    let c = Conf::new();
+    let srv = protected(
+        &c,
+        "[route.\"/open/\"]\nstatic = \"@/root/open\"\nauth = false\n",
+    );
+    let cred = basic(b"bcrypt:pw-bcrypt");
+    let req = format!(
+        "GET /index.html HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {cred}\r\n\r\n\
+         GET /open/a.txt HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /index.html HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\n\r\n\
+         GET /sub/b.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {cred}\r\nConnection: close\r\n\r\n",
+        basic(b"bcrypt:wrong")
+    );
+    let rs = common::parse_responses(&srv.raw(req.as_bytes()));
+    let got: Vec<(u16, Vec<u8>)> = rs.iter().map(|r| (r.status, r.body.clone())).collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0], (200, b"home\n".to_vec()));
+    assert_eq!(got[1], (200, b"open\n".to_vec()));
+    assert_eq!(got[2].0, 401);
+    assert_eq!(got[3], (200, b"bee\n".to_vec()));
+}

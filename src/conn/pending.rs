@@ -100,6 +100,10 @@ pub(super) struct Pending {
     expect: bool,
     max_body: u64,
     stream: Stream,
+    /// Where the head of the pending request starts in the read buffer, and its length
+    /// (for [`Conn::restart`]).
+    head_at: usize,
+    head_len: usize,
 }
 
 impl Default for Pending {
@@ -115,6 +119,8 @@ impl Default for Pending {
             expect: false,
             max_body: 0,
             stream: Stream::NotStarted,
+            head_at: 0,
+            head_len: 0,
         }
     }
 }
@@ -156,6 +162,8 @@ impl Conn {
             expect: body_left && req.expect_continue && req.version == Version::Http11,
             max_body: how.max_body,
             stream: Stream::NotStarted,
+            head_at: b.start - len,
+            head_len: len,
         };
         self.t_input = now + lim.await_timeout;
         self.set_phase(Phase::Await);
@@ -266,6 +274,37 @@ impl Conn {
             self.bufs_close(&mut b, CloseReason::StreamBroken);
         }
         self.bufs = Some(b);
+    }
+
+    /// Takes the pending request back as if it had not been parsed yet: the connection
+    /// returns to `ReadHead` and serves the same head again on its next turn. For a check
+    /// that had to run off the loop before the request could be routed (a password hash):
+    /// its verdict is remembered, so the second time the request goes on at once. Only
+    /// while nothing is answered and the body is untouched (`Hold`/`Discard`, none taken)
+    /// and the head is still where it was; `false` otherwise (then answer instead).
+    pub fn restart(&mut self, now: Millis, lim: &Limits) -> bool {
+        if self.phase != Phase::Await {
+            return false;
+        }
+        let Some(b) = self.bufs.as_mut() else {
+            return false;
+        };
+        let p = &b.pending;
+        let untouched = p.stream == Stream::NotStarted
+            && p.body != BodyUse::Forward
+            && b.body_seen == 0
+            && p.head_len > 0
+            && b.start == p.head_at + p.head_len;
+        if !untouched {
+            return false;
+        }
+        b.start = p.head_at;
+        b.scanned = 0;
+        b.pending = Pending::default();
+        self.served = self.served.saturating_sub(1);
+        self.t_input = now + lim.header_timeout;
+        self.set_phase(Phase::ReadHead);
+        true
     }
 
     /// Whether the connection waits for a late answer (and may have a sink or source bound).

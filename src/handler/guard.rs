@@ -3,11 +3,14 @@
 //! the address failed too often). A site with neither costs one branch.
 use std::rc::Rc;
 
-use super::{Handler, Sent};
+use std::net::IpAddr;
+
+use super::{Handler, Sent, Site};
 use crate::auth::state::{HashJob, Verdict};
 use crate::conn::{Exchange, Out};
+use crate::dynamic::{Cx, Event, Leftover, Task};
 use crate::fs::Fs;
-use crate::log::Level;
+use crate::log::{Access, Level};
 
 impl<F: Fs> Handler<F> {
     /// `Some` when the request was answered here (refused).
@@ -47,19 +50,30 @@ impl<F: Fs> Handler<F> {
             }
             Verdict::TooMany => Some(self.error(out, 429, ex.persist, b"Retry-After: 60\r\n")),
             Verdict::Hash(job) => {
-                let ok = self.run_hash(&job, ex.now);
-                if ok {
-                    None
-                } else {
-                    Some(self.error(out, 401, ex.persist, &auth.challenge))
-                }
+                // The hash runs on a job thread; the request waits (its body unread, no
+                // 100 Continue) and starts over once the verdict is in the cache.
+                let task = AuthTask {
+                    job: Some(job),
+                    site: Rc::clone(&site),
+                    line: crate::http::first_line(ex.head).to_vec(),
+                    peer: ex.peer,
+                };
+                let how = crate::conn::Await {
+                    body: crate::conn::BodyUse::Hold,
+                    max_body: site.max_body,
+                };
+                Some(self.answer_later(how, Box::new(task)))
             }
         }
     }
 
-    /// Computes a hash and records its verdict.
-    fn run_hash(&mut self, job: &HashJob, now: crate::conn::Millis) -> bool {
-        let ok = job.run();
+    /// Records the verdict of a hash (see [`AuthTask`]).
+    pub(super) fn hash_verdict(
+        &mut self,
+        job: &HashJob,
+        ok: bool,
+        now: crate::conn::Millis,
+    ) -> bool {
         let admitted = self.auth.finish(job, ok, now);
         self.debug(format_args!(
             "{}: auth: hash {} for {} user {}: {} (hashes so far: {})",
@@ -81,5 +95,72 @@ impl<F: Fs> Handler<F> {
         {
             self.log(Level::Debug, msg);
         }
+    }
+}
+
+/// A request waiting for its password hash: posts the hash to the job thread, then either
+/// makes the connection serve the request again (now admitted from the cache) or answers
+/// 401. Holds no descriptor.
+struct AuthTask {
+    job: Option<HashJob>,
+    site: Rc<Site>,
+    line: Vec<u8>,
+    peer: IpAddr,
+}
+
+impl Task for AuthTask {
+    fn on(&mut self, ev: Event, cx: &mut Cx<'_>) {
+        match ev {
+            Event::Start => {
+                if let Some(job) = self.job.take() {
+                    cx.post(move || {
+                        let ok = job.run();
+                        (job, ok)
+                    });
+                }
+            }
+            Event::Job(result) => {
+                let Ok(done) = result.downcast::<(HashJob, bool)>() else {
+                    return;
+                };
+                let (job, ok) = *done;
+                if cx.heads.auth_verdict(&job, ok, cx.now) {
+                    if cx.conn.restart(cx.now, cx.lim) {
+                        return;
+                    }
+                    // The head could not be taken back (it should always can): try again.
+                    let len = cx.answer_error(&self.site, 503);
+                    self.log(cx, 503, len);
+                    return;
+                }
+                let challenge = self.site.auth.as_ref().map_or(&[][..], |a| &a.challenge);
+                let (heads, site) = (&mut *cx.heads, &self.site);
+                let mut len = 0;
+                cx.conn
+                    .answer(cx.now, cx.lim, crate::conn::AnswerBody::Complete, |a| {
+                        len = heads.error_with(site, a.out, 401, a.persist, challenge);
+                    });
+                self.log(cx, 401, len);
+            }
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, _registry: &mio::Registry) -> Leftover {
+        Leftover::None
+    }
+}
+
+impl AuthTask {
+    fn log(&self, cx: &mut Cx<'_>, status: u16, bytes: u64) {
+        let access = Access {
+            peer: self.peer,
+            request_line: &self.line,
+            status,
+            bytes,
+            referer: None,
+            user_agent: None,
+        };
+        cx.heads.access(&self.site, &access);
     }
 }

@@ -713,4 +713,27 @@ impl<F: Fs> crate::dynamic::Heads for Handler<F> {
     fn log(&mut self, level: Level, msg: std::fmt::Arguments<'_>) {
         Handler::log(self, level, msg);
     }
+
+    fn error_with(
+        &mut self,
+        site: &Rc<Site>,
+        out: &mut Out,
+        status: u16,
+        persist: Persist,
+        extra: &[u8],
+    ) -> u64 {
+        if !Rc::ptr_eq(site, &self.site) {
+            self.site = Rc::clone(site);
+        }
+        self.error(out, status, persist, extra).body
+    }
+
+    fn auth_verdict(
+        &mut self,
+        job: &crate::auth::state::HashJob,
+        ok: bool,
+        now: crate::conn::Millis,
+    ) -> bool {
+        self.hash_verdict(job, ok, now)
+    }
 }

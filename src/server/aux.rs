@@ -51,6 +51,11 @@ impl Server {
     /// connection stopped awaiting, and nudges a bound task.
     pub(super) fn after_turn(&mut self, key: usize, now: Millis) {
         if let Some(task) = self.handler.started.take() {
+            // A request that started over (`Conn::restart`) may go pending again while the
+            // task that restarted it is still bound: the new task replaces it.
+            if let Some(old) = self.conns.get(key).and_then(|s| s.aux) {
+                self.unbind(old);
+            }
             let Some(slot) = self.conns.get_mut(key) else {
                 return;
             };
