@@ -520,15 +520,17 @@ pub(super) fn host_routes(
 enum Kind<'a> {
     Static(&'a Spanned<String>),
     Redirect(&'a Spanned<String>),
+    Store(&'a Spanned<String>),
 }
 
-const KINDS: &str = "static, redirect";
+const KINDS: &str = "static, redirect, store";
 
 impl Kind<'_> {
     fn of(raw: &RawRoute) -> Option<Kind<'_>> {
         let mut found = Vec::new();
         found.extend(raw.static_.as_ref().map(Kind::Static));
         found.extend(raw.redirect.as_ref().map(Kind::Redirect));
+        found.extend(raw.store.as_ref().map(Kind::Store));
         match found.len() {
             1 => found.pop(),
             _ => None,
@@ -561,6 +563,41 @@ fn route(
             RouteKind::Static(static_path(e, file, "static", p, dir_route)?)
         }
         Some(Kind::Redirect(to)) => redirect(e, file, to, raw.status.as_ref()),
+        Some(Kind::Store(dir)) => {
+            if !dir_route {
+                let msg =
+                    format!("{name}: a store route's prefix ends in / (it serves a directory)");
+                e.at(file, &at, msg);
+            }
+            if let Some(s) = &raw.status {
+                let msg = format!("{name}: status applies only to redirect routes");
+                e.at(file, &s.span(), msg);
+            }
+            let all = raw.all.as_ref().and_then(|a| {
+                let p = a.get_ref();
+                match values::route_prefix(p) {
+                    Ok(()) if !p.ends_with('/') => Some(p.clone()),
+                    Ok(()) => {
+                        e.at(
+                            file,
+                            &a.span(),
+                            format!("all {}: a path that does not end in /", quote(p)),
+                        );
+                        None
+                    }
+                    Err(m) => {
+                        e.at(file, &a.span(), format!("all {}: {m}", quote(p)));
+                        None
+                    }
+                }
+            });
+            RouteKind::Store(super::StoreConfig {
+                dir: static_path(e, file, "store", dir, true)?,
+                create_dirs: raw.create_dirs.as_ref().is_some_and(|b| *b.get_ref()),
+                recursive: raw.recursive.as_ref().is_some_and(|b| *b.get_ref()),
+                all,
+            })
+        }
         // A bad `static = 5` was reported already; its absence is no news.
         None if partial => return None,
         None => {
@@ -568,6 +605,21 @@ fn route(
             return None;
         }
     };
+    if !matches!(kind, RouteKind::Store(_)) {
+        for (key, v) in [
+            ("create_dirs", raw.create_dirs.as_ref().map(Spanned::span)),
+            ("recursive", raw.recursive.as_ref().map(Spanned::span)),
+            ("all", raw.all.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = v {
+                e.at(
+                    file,
+                    &span,
+                    format!("{name}: {key} applies only to store routes"),
+                );
+            }
+        }
+    }
     let fallback = raw.fallback.as_ref().and_then(|f| {
         if !(dir_route && matches!(kind, RouteKind::Static(_))) {
             let msg = format!("{name}: fallback needs a static route whose prefix ends in /");

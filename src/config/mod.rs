@@ -162,6 +162,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every directory a `store` route writes (the CGI routes must not run anything there;
+    /// a sandbox must allow writing them).
+    pub fn store_dirs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self
+            .hosts
+            .iter()
+            .flat_map(|h| &h.routes)
+            .filter_map(|r| match &r.kind {
+                RouteKind::Store(s) => Some(s.dir.clone()),
+                _ => None,
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Every htpasswd file some scope reads (for a sandbox's read list).
     pub fn htpasswd_files(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = self
@@ -228,6 +245,20 @@ pub enum RouteKind {
     Static(PathBuf),
     /// `redirect = "URL"`, `status = 301 | 302 | 307 | 308`.
     Redirect { to: String, status: u16 },
+    /// `store = "DIR"`: a directory that PUT, POST and DELETE write (GET/HEAD as static).
+    Store(StoreConfig),
+}
+
+/// A write-enabled directory route's options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub dir: PathBuf,
+    /// Create missing intermediate directories of a key (else 409).
+    pub create_dirs: bool,
+    /// The JSON listing of the store's root lists the keys of sub-directories too.
+    pub recursive: bool,
+    /// A URL path of the host (`/_all`) that serves the store's JSON listing of keys.
+    pub all: Option<String>,
 }
 
 /// The options a top level, a host or a route may set; each level's values are merged over

@@ -126,6 +126,14 @@ fn routes(w: &mut String, h: &Host, root: Option<&Route>, table: &str) {
                 line(w, "redirect", &quote(to));
                 line(w, "status", &status.to_string());
             }
+            RouteKind::Store(s) => {
+                line(w, "store", &quote(&abs(&s.dir)));
+                line(w, "create_dirs", &s.create_dirs.to_string());
+                line(w, "recursive", &s.recursive.to_string());
+                if let Some(a) = &s.all {
+                    line(w, "all", &quote(a));
+                }
+            }
         }
         if let Some(f) = &r.fallback {
             line(w, "fallback", &quote(&format!("/{f}")));

@@ -272,5 +272,9 @@ with_site_options! {
         redirect: Option<Spanned<String>>,
         status: Option<Spanned<i64>>,
         fallback: Option<Spanned<String>>,
+        store: Option<Spanned<String>>,
+        create_dirs: Option<Spanned<bool>>,
+        recursive: Option<Spanned<bool>>,
+        all: Option<Spanned<String>>,
     }
 }

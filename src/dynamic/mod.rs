@@ -136,5 +136,7 @@ pub trait Heads {
     ) -> u64;
     /// A password hash computed off the loop came back: remembered when good, counted
     /// against the address when not. Whether to admit.
+    /// The store wrote or removed `rel` beneath `root`: the file cache forgets it now.
+    fn forget(&mut self, root: crate::fs::RootId, rel: &[u8]);
     fn auth_verdict(&mut self, job: &crate::auth::state::HashJob, ok: bool, now: Millis) -> bool;
 }

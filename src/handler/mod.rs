@@ -6,6 +6,7 @@ pub mod listing;
 mod redirect;
 pub mod route;
 pub mod static_files;
+mod store;
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -482,6 +483,24 @@ impl<F: Fs> Handler<F> {
                     info.trailing_slash,
                 )
             }
+            Kind::Store => self.store(ex, out, info, path, query, at),
+            Kind::StoreAll => {
+                let router = Rc::clone(&self.router);
+                match (
+                    &router.hosts[host_idx].routes[route_idx].action,
+                    ex.req.method,
+                ) {
+                    (
+                        Action::StoreAll {
+                            root,
+                            recursive,
+                            prefix,
+                        },
+                        Method::Get | Method::Head,
+                    ) => self.all_keys(ex, out, *root, *recursive, prefix),
+                    _ => self.not_allowed(out, ex.persist),
+                }
+            }
             _ if !matches!(ex.req.method, Method::Get | Method::Head | Method::Options) => {
                 self.not_allowed(out, ex.persist)
             }
@@ -726,6 +745,10 @@ impl<F: Fs> crate::dynamic::Heads for Handler<F> {
             self.site = Rc::clone(site);
         }
         self.error(out, status, persist, extra).body
+    }
+
+    fn forget(&mut self, root: RootId, rel: &[u8]) {
+        self.fs.forget(root, rel);
     }
 
     fn auth_verdict(

@@ -17,6 +17,7 @@ use super::Site;
 use crate::config::{Config, RouteKind};
 use crate::fs::{FxHasher, MimeTable, RootId};
 use crate::http::path::normalize;
+use crate::http::response;
 use crate::log::{LogFormat, LogTarget};
 
 type FxMap<V> = HashMap<Box<[u8]>, V, BuildHasherDefault<FxHasher>>;
@@ -29,11 +30,19 @@ pub const MAX_HOST: usize = 255;
 pub trait Roots {
     /// The id of the directory `path`, its files typed with `mime`.
     fn add_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId>;
+    /// A store's directory: its files typed by what was stored with them (`mime` for the
+    /// rest), and no precompressed variants.
+    fn add_store_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId> {
+        self.add_root(path, mime)
+    }
 }
 
 impl Roots for crate::fs::RealFs {
     fn add_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId> {
         crate::fs::RealFs::add_root(self, path, mime)
+    }
+    fn add_store_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId> {
+        crate::fs::RealFs::add_store_root(self, path, mime)
     }
 }
 
@@ -53,6 +62,20 @@ pub enum Action {
     File { root: RootId, name: Box<[u8]> },
     /// `Location: to` (plus the rest of the path and the query when `to` ends with `/`).
     Redirect { to: Box<[u8]>, status: u16 },
+    /// A write-enabled directory: read as `Static` through `root`, written through `dir`.
+    Store {
+        root: RootId,
+        dir: std::sync::Arc<std::os::fd::OwnedFd>,
+        create_dirs: bool,
+        recursive: bool,
+    },
+    /// A store's `all` path: the JSON listing of every key of the store at route `route`.
+    StoreAll {
+        root: RootId,
+        recursive: bool,
+        /// The store route's prefix (the listing's links start with it).
+        prefix: Box<[u8]>,
+    },
 }
 
 /// A route's action without its data, and the root it reads (0 for none): copied out on
@@ -62,6 +85,8 @@ pub enum Kind {
     Static,
     File,
     Redirect,
+    Store,
+    StoreAll,
 }
 
 impl Kind {
@@ -69,7 +94,8 @@ impl Kind {
     /// offered to it, up to its `max_body`, instead of being refused with 413 at once).
     pub fn reads_body(self) -> bool {
         match self {
-            Kind::Static | Kind::File | Kind::Redirect => false,
+            Kind::Static | Kind::File | Kind::Redirect | Kind::StoreAll => false,
+            Kind::Store => true,
         }
     }
 }
@@ -398,7 +424,10 @@ impl Router {
             }
             for r in &h.routes {
                 match r.action {
-                    Action::Static { root } | Action::File { root, .. } => v.push(root),
+                    Action::Static { root }
+                    | Action::File { root, .. }
+                    | Action::Store { root, .. }
+                    | Action::StoreAll { root, .. } => v.push(root),
                     Action::Redirect { .. } => {}
                 }
             }
@@ -419,6 +448,7 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
         file_sig: Sig::default(),
         files: FxMap::default(),
     };
+    let mut extra = Vec::new();
     for r in &host.routes {
         let is_dir = r.prefix.ends_with('/');
         let action = match &r.kind {
@@ -453,6 +483,28 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
                 to: to.as_bytes().into(),
                 status: *status,
             },
+            RouteKind::Store(st) => {
+                let root = fs
+                    .add_store_root(&st.dir, &r.site.mime)
+                    .map_err(|e| format!("store {}: {e}", st.dir.display()))?;
+                let dir = crate::sys::fs::open_dir(&st.dir)
+                    .map_err(|e| format!("store {}: {e}", st.dir.display()))?;
+                if let Some(all) = &st.all {
+                    extra.push((
+                        all.clone(),
+                        root,
+                        st.recursive,
+                        r.site.clone(),
+                        r.prefix.clone(),
+                    ));
+                }
+                Action::Store {
+                    root,
+                    dir: std::sync::Arc::new(dir),
+                    create_dirs: st.create_dirs,
+                    recursive: st.recursive,
+                }
+            }
         };
         let idx = v.routes.len();
         let key: Box<[u8]> = r.prefix.trim_matches('/').as_bytes().into();
@@ -465,18 +517,43 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
             v.file_sig.add(&key);
             v.files.insert(key, idx);
         }
-        let (kind, root) = match &action {
-            Action::Static { root } => (Kind::Static, *root),
-            Action::File { root, .. } => (Kind::File, *root),
-            Action::Redirect { .. } => (Kind::Redirect, 0),
-        };
+        let (kind, root) = action_kind(&action);
+        let mut site = Site::from_options(&r.site);
+        if kind == Kind::Store {
+            store_headers(&mut site);
+        }
         v.routes.push(Route {
             prefix: r.prefix.as_bytes().into(),
             kind,
             root,
             action,
-            site: Rc::new(Site::from_options(&r.site)),
+            site: Rc::new(site),
             fallback: r.fallback.as_ref().map(|f| f.as_bytes().into()),
+        });
+    }
+    // Each store's `all` path: one more file route, unless a route already has that path.
+    for (path, root, recursive, opts, store_prefix) in extra {
+        let key: Box<[u8]> = path.trim_matches('/').as_bytes().into();
+        if v.files.contains_key(&key) {
+            return Err(format!(
+                "all = \"{path}\": a route already serves that path"
+            ));
+        }
+        let mut site = Site::from_options(&opts);
+        store_headers(&mut site);
+        v.file_sig.add(&key);
+        v.files.insert(key, v.routes.len());
+        v.routes.push(Route {
+            prefix: path.as_bytes().into(),
+            kind: Kind::StoreAll,
+            root,
+            action: Action::StoreAll {
+                root,
+                recursive,
+                prefix: store_prefix.as_bytes().into(),
+            },
+            site: Rc::new(site),
+            fallback: None,
         });
     }
     // Error pages are URL paths of this host: resolve each through its routes once.
@@ -505,6 +582,36 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
     Ok(v)
 }
 
+fn action_kind(action: &Action) -> (Kind, RootId) {
+    match action {
+        Action::Static { root } => (Kind::Static, *root),
+        Action::File { root, .. } => (Kind::File, *root),
+        Action::Redirect { .. } => (Kind::Redirect, 0),
+        Action::Store { root, .. } => (Kind::Store, *root),
+        Action::StoreAll { root, .. } => (Kind::StoreAll, *root),
+    }
+}
+
+/// Values of a store are whatever clients sent: never sniffed, never run as the site's
+/// script (a stored `text/html` is sandboxed into a unique origin).
+fn store_headers(site: &mut Site) {
+    let mut h = site.headers.to_vec();
+    for (name, value) in [
+        (&b"X-Content-Type-Options"[..], &b"nosniff"[..]),
+        (b"Content-Security-Policy", b"sandbox"),
+    ] {
+        let line_starts_with = |n: &[u8]| {
+            h.split(|&b| b == b'\n').any(|l| {
+                l.len() > n.len() && l[..n.len()].eq_ignore_ascii_case(n) && l[n.len()] == b':'
+            })
+        };
+        if !line_starts_with(name) {
+            response::header(&mut h, name, value);
+        }
+    }
+    site.headers = h.into();
+}
+
 /// The root and path a URL path (normalised, no leading `/`) names through `v`'s static
 /// routes.
 fn resolve_static(v: &Vhost, rel: &[u8]) -> Option<(RootId, Box<[u8]>)> {
@@ -514,7 +621,7 @@ fn resolve_static(v: &Vhost, rel: &[u8]) -> Option<(RootId, Box<[u8]>)> {
         Match::Route { route, rest } => match &v.routes[route].action {
             Action::Static { root } => Some((*root, norm[rest..].into())),
             Action::File { root, name } => Some((*root, name.clone())),
-            Action::Redirect { .. } => None,
+            Action::Redirect { .. } | Action::Store { .. } | Action::StoreAll { .. } => None,
         },
         _ => None,
     }

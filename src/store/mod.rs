@@ -192,6 +192,8 @@ pub fn etag_of(st: &Stat) -> Box<[u8]> {
 #[derive(Clone, Debug, Default)]
 pub struct Preconditions {
     pub if_match: Option<Vec<u8>>,
+    /// Fails when it matches the current value (weak comparison; `*` matches any).
+    pub if_none_match: Option<Vec<u8>>,
     /// `If-None-Match: *`: create only (other values are ignored for writes).
     pub create_only: bool,
     pub if_unmodified_since: Option<i64>,
@@ -212,6 +214,11 @@ impl Preconditions {
         } else if let (Some(t), Some(st)) = (self.if_unmodified_since, cur) {
             // §13.1.4: ignored when If-Match is present.
             if st.mtime > t {
+                return false;
+            }
+        }
+        if let (Some(v), Some(st)) = (&self.if_none_match, cur) {
+            if crate::http::conditional::etag_matches(&[v], &etag_of(st), false) {
                 return false;
             }
         }
@@ -459,11 +466,27 @@ pub fn delete(dir: OwnedFd, name: &CStr, pre: &Preconditions) -> Result<(), Stor
     sync_dir(dir.as_fd())
 }
 
+/// Whether a client's `Content-Type` may be stored and sent back: visible ASCII and spaces,
+/// at most [`MAX_TYPE`] bytes, `type/subtype` before any parameter.
+pub fn valid_type(t: &str) -> bool {
+    let main = t.split(';').next().unwrap_or_default().trim();
+    !t.is_empty()
+        && t.len() <= MAX_TYPE
+        && t.bytes()
+            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+        && main.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(crate::http::is_tchar)
+        })
+}
+
 /// The stored type of an open value: its xattr, else its sidecar in `dir`.
 pub fn stored_type(file: &File, dir: Option<BorrowedFd<'_>>, name: &CStr) -> Option<String> {
     let mut buf = [0u8; MAX_TYPE];
     if let Ok(n) = sys::get_xattr(file, XATTR, &mut buf) {
-        return std::str::from_utf8(&buf[..n]).ok().map(str::to_string);
+        return std::str::from_utf8(&buf[..n])
+            .ok()
+            .filter(|t| valid_type(t))
+            .map(str::to_string);
     }
     let dir = dir?;
     let side = sidecar_name(name);
