@@ -333,6 +333,13 @@ impl Conn {
     pub fn body_taken(&mut self, n: usize) {
         if let Some(b) = self.bufs.as_mut() {
             b.fwd_at = (b.fwd_at + n).min(b.fwd.len());
+            if b.fwd_at == b.fwd.len() {
+                // All taken: empty the staging buffer now. Left full, it would keep
+                // `await_wants_read` false while the read buffer is empty too, and the
+                // body would stall (pump_body only compacts when input is buffered).
+                b.fwd.clear();
+                b.fwd_at = 0;
+            }
         }
     }
 
