@@ -462,3 +462,65 @@ fn writes_behind_auth() {
         b"hello"
     );
 }
+
+/// `--print-config` writes store, auth and address keys back in a form that loads to the
+/// same configuration; the store's options are refused on other routes.
+#[test]
+fn print_config_round_trips_store_and_auth() {
+    let s = Store::new();
+    let users = s.site.outside("users");
+    std::fs::write(&users, "u:{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=\n").unwrap();
+    let dir = s.site.outside("").display().to_string();
+    let text = format!(
+        "root = \"{dir}/root\"\nauth_max_failures = 7\ndeny = [\"all\"]\nallow = [\"10.0.0.0/8\", \"::1\"]\n\
+         auth = {{ realm = \"db\", htpasswd = \"{dir}/users\" }}\n\
+         [route.\"/db/\"]\nstore = \"{dir}/data\"\ncreate_dirs = true\nrecursive = true\nall = \"/_all\"\n\
+         auth_methods = [\"PUT\", \"DELETE\"]\n\
+         [route.\"/open/\"]\nstatic = \"{dir}/root\"\nauth = false\n"
+    );
+    let cfg = s.site.outside("a.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let tern = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = tern(&["--print-config".as_ref(), "-c".as_ref(), cfg.as_os_str()]);
+    for want in [
+        "auth_max_failures = 7",
+        "allow = [\"10.0.0.0/8\", \"::1\"]",
+        "deny = [\"all\"]",
+        "create_dirs = true",
+        "all = \"/_all\"",
+        "auth_methods = [\"PUT\", \"DELETE\"]",
+        "auth = false",
+    ] {
+        assert!(first.contains(want), "{want}: {first}");
+    }
+    let again = s.site.outside("b.toml");
+    std::fs::write(&again, &first).unwrap();
+    let second = tern(&["--print-config".as_ref(), "-c".as_ref(), again.as_os_str()]);
+    assert_eq!(first, second);
+    std::fs::write(
+        &cfg,
+        format!(
+            "root = \"{dir}/root\"\n[route.\"/x/\"]\nstatic = \"{dir}/root\"\ncreate_dirs = true\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["-t", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("create_dirs applies only to store routes")
+    );
+}
