@@ -51,7 +51,7 @@ bench-instr:
 # Fuzzing (cargo-fuzz on stable via RUSTC_BOOTSTRAP=1): every target for FUZZ_SECONDS,
 # with debug assertions and overflow checks on. New inputs go to fuzz/work/ (not checked
 # in); fuzz/corpus/ holds the seeds and regressions that `make test` replays.
-FUZZ_TARGETS ?= head conn range path headers route auth
+FUZZ_TARGETS ?= head conn range path headers route auth cgi_head
 
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz

@@ -570,3 +570,9 @@ pub fn auth(data: &[u8]) {
         assert_eq!(f.dummy.is_some(), !f.users.is_empty());
     }
 }
+
+/// The CGI response-head parser: finding the end (LF or CRLF lines) and parsing never
+/// panic, spans stay inside the head, and framing fields never pass through.
+pub fn cgi_head(data: &[u8]) {
+    crate::http::cgi::fuzz_one(data);
+}

@@ -69,7 +69,8 @@ pub fn through(cfg: &Config, chroot: &Path) -> io::Result<Config> {
             let path = match &mut route.kind {
                 RouteKind::Static(p) => Some(p),
                 RouteKind::Store(s) => Some(&mut s.dir),
-                RouteKind::Redirect { .. } => None,
+                // CGI routes keep their path (scripts are run by it after the chroot).
+                RouteKind::Redirect { .. } | RouteKind::Cgi(_) => None,
             };
             if let Some(p) = path {
                 let outside = in_chroot(chroot, p);

@@ -56,3 +56,8 @@ fn route() {
 fn auth() {
     replay("auth", tern::fuzzing::auth);
 }
+
+#[test]
+fn cgi_head() {
+    replay("cgi_head", tern::fuzzing::cgi_head);
+}

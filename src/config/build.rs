@@ -188,6 +188,16 @@ pub(super) fn build(
         .as_ref()
         .and_then(|v| e.int(0, "auth_max_failures", v, 1..=1_000_000))
         .map_or(AUTH_MAX_FAILURES, |n| n as u32);
+    let all_routes: Vec<&Route> = hosts.iter().flat_map(|h| h.routes.iter()).collect();
+    // The directories write-enabled routes write to: no script may run from one.
+    let writable: Vec<PathBuf> = all_routes
+        .iter()
+        .filter_map(|r| match &r.kind {
+            RouteKind::Store(s) => Some(s.dir.clone()),
+            _ => None,
+        })
+        .collect();
+    check_exec_not_writable(&mut e, &all_routes, &writable);
     let failed = !e.list.is_empty();
     let cfg = Config {
         source: source.map(Path::to_path_buf),
@@ -341,6 +351,7 @@ pub(super) fn root_route(path: PathBuf, site: &SiteOptions) -> Route {
         kind: RouteKind::Static(path),
         site: site.clone(),
         fallback: None,
+        run: Vec::new(),
     }
 }
 
@@ -520,16 +531,18 @@ pub(super) fn host_routes(
 enum Kind<'a> {
     Static(&'a Spanned<String>),
     Redirect(&'a Spanned<String>),
+    Cgi(&'a Spanned<String>),
     Store(&'a Spanned<String>),
 }
 
-const KINDS: &str = "static, redirect, store";
+const KINDS: &str = "static, redirect, cgi, store";
 
 impl Kind<'_> {
     fn of(raw: &RawRoute) -> Option<Kind<'_>> {
         let mut found = Vec::new();
         found.extend(raw.static_.as_ref().map(Kind::Static));
         found.extend(raw.redirect.as_ref().map(Kind::Redirect));
+        found.extend(raw.cgi.as_ref().map(Kind::Cgi));
         found.extend(raw.store.as_ref().map(Kind::Store));
         match found.len() {
             1 => found.pop(),
@@ -563,6 +576,13 @@ fn route(
             RouteKind::Static(static_path(e, file, "static", p, dir_route)?)
         }
         Some(Kind::Redirect(to)) => redirect(e, file, to, raw.status.as_ref()),
+        Some(Kind::Cgi(p)) => {
+            if !dir_route {
+                let msg = format!("{name}: a cgi route's prefix ends in / (a directory route)");
+                e.at(file, &p.span(), msg);
+            }
+            RouteKind::Cgi(static_path(e, file, "cgi", p, true)?)
+        }
         Some(Kind::Store(dir)) => {
             if !dir_route {
                 let msg =
@@ -636,12 +656,88 @@ fn route(
             })
             .ok()
     });
+    let run = match &raw.run {
+        Some(table) if dir_route && matches!(kind, RouteKind::Static(_)) => {
+            run_table(e, file, table)
+        }
+        Some(table) => {
+            let span = table.keys().next().map_or(at.clone(), Spanned::span);
+            let msg = format!("{name}: run needs a static route whose prefix ends in /");
+            e.at(file, &span, msg);
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
     Some(Route {
         prefix,
         kind,
         site,
         fallback,
+        run,
     })
+}
+
+/// `run = { ".py" = "/usr/bin/python3", ".cgi" = "" }`: extensions (with their dot, no
+/// further dot or slash) to an absolute interpreter path that is an executable file, or
+/// `""` to run the file itself.
+fn run_table(e: &mut Errors, file: usize, table: &super::raw::Table) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (ext, prog) in table {
+        let x = ext.get_ref();
+        let rest = x.strip_prefix('.').unwrap_or("");
+        if rest.is_empty() || rest.contains(['.', '/', '\0']) {
+            let msg = format!("run: {}: expected an extension such as \".py\"", quote(x));
+            e.at(file, &ext.span(), msg);
+            continue;
+        }
+        let p = prog.get_ref();
+        if !p.is_empty() {
+            use std::os::unix::fs::PermissionsExt;
+            let path = e.outside(Path::new(p));
+            let ok = Path::new(p).is_absolute()
+                && std::fs::metadata(&path)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            if !ok {
+                let msg = format!(
+                    "run {} = {}: expected the absolute path of an executable file (or \"\")",
+                    quote(x),
+                    quote(p)
+                );
+                e.at(file, &prog.span(), msg);
+                continue;
+            }
+        }
+        out.push((x.to_ascii_lowercase(), p.clone()));
+    }
+    out.sort();
+    out
+}
+
+/// An upload must never become code: a route that executes files (`cgi`, or `run` on a
+/// static route) may not serve a directory that a write-enabled route writes to, nor one
+/// inside or around it. Today no route writes (the `store` kind of the writes issue
+/// adds them): the writable directories are passed in by the caller, which collects them
+/// from every host's `store` routes once that kind exists.
+pub(super) fn check_exec_not_writable(e: &mut Errors, routes: &[&Route], writable: &[PathBuf]) {
+    for r in routes {
+        let dir = match &r.kind {
+            RouteKind::Cgi(d) => d,
+            RouteKind::Static(d) if !r.run.is_empty() => d,
+            _ => continue,
+        };
+        let exec = std::fs::canonicalize(e.outside(dir)).unwrap_or_else(|_| dir.clone());
+        for w in writable {
+            let w = std::fs::canonicalize(e.outside(w)).unwrap_or_else(|_| w.clone());
+            if exec.starts_with(&w) || w.starts_with(&exec) {
+                e.plain(format!(
+                    "route {}: executes files in {}, which a store route writes to (or \
+                     contains it): an upload must never become code",
+                    quote(&r.prefix),
+                    exec.display()
+                ));
+            }
+        }
+    }
 }
 
 fn redirect(

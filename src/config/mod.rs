@@ -235,6 +235,10 @@ pub struct Route {
     /// Root-relative path served when nothing else matches under a directory route
     /// (`try_files $uri /index.html`), normalised, without a leading `/`.
     pub fallback: Option<String>,
+    /// `run = { ".py" = "/usr/bin/python3", ".cgi" = "" }` of a static directory route:
+    /// files with that extension are run as CGI scripts, with that interpreter or (empty)
+    /// directly. Sorted by extension.
+    pub run: Vec<(String, String)>,
 }
 
 /// What a route does. Later kinds (CGI, proxy, store) are further variants.
@@ -245,6 +249,8 @@ pub enum RouteKind {
     Static(PathBuf),
     /// `redirect = "URL"`, `status = 301 | 302 | 307 | 308`.
     Redirect { to: String, status: u16 },
+    /// `cgi = "DIR"`: a directory whose executable files are run as CGI scripts.
+    Cgi(PathBuf),
     /// `store = "DIR"`: a directory that PUT, POST and DELETE write (GET/HEAD as static).
     Store(StoreConfig),
 }
@@ -282,6 +288,12 @@ pub struct SiteOptions {
     pub mime: MimeTable,
     /// Longest request body a route that reads bodies (CGI, proxy, store) accepts (413).
     pub max_body: u64,
+    /// A CGI child silent (no output) for this long: 504, its process group killed.
+    pub cgi_timeout: crate::conn::Millis,
+    /// CGI children running at once, at most (503 beyond).
+    pub cgi_max_processes: usize,
+    /// Variables of tern's own environment a CGI child inherits.
+    pub cgi_env: Vec<String>,
     /// `allow`/`deny` of the narrowest scope that sets either; `None`: every address.
     pub access: Option<crate::auth::cidr::Rules>,
     /// Basic authentication in force (`auth = false` lifts an inherited one).
@@ -310,6 +322,9 @@ impl Default for SiteOptions {
             headers: Vec::new(),
             mime: MimeTable::default(),
             max_body: 16 << 20,
+            cgi_timeout: 30_000,
+            cgi_max_processes: 16,
+            cgi_env: vec!["PATH".into()],
             access: None,
             auth: None,
             auth_methods: None,

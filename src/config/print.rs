@@ -110,6 +110,7 @@ fn root_of(h: &Host) -> Option<&Route> {
         r.prefix == "/"
             && matches!(r.kind, RouteKind::Static(_))
             && r.fallback.is_none()
+            && r.run.is_empty()
             && r.site == h.site
     })
 }
@@ -134,6 +135,15 @@ fn routes(w: &mut String, h: &Host, root: Option<&Route>, table: &str) {
                     line(w, "all", &quote(a));
                 }
             }
+            RouteKind::Cgi(p) => line(w, "cgi", &quote(&abs(p))),
+        }
+        if !r.run.is_empty() {
+            let pairs: Vec<String> = r
+                .run
+                .iter()
+                .map(|(k, v)| format!("{} = {}", quote(k), quote(v)))
+                .collect();
+            line(w, "run", &format!("{{ {} }}", pairs.join(", ")));
         }
         if let Some(f) = &r.fallback {
             line(w, "fallback", &quote(&format!("/{f}")));
@@ -202,6 +212,16 @@ fn site(w: &mut String, s: &SiteOptions, base: Option<&SiteOptions>) {
     }
     if differs(&|b| b.max_body == s.max_body) {
         line(w, "max_body", &s.max_body.to_string());
+    }
+    if differs(&|b| b.cgi_timeout == s.cgi_timeout) {
+        line(w, "cgi_timeout", &quote(&show_duration(s.cgi_timeout)));
+    }
+    if differs(&|b| b.cgi_max_processes == s.cgi_max_processes) {
+        line(w, "cgi_max_processes", &s.cgi_max_processes.to_string());
+    }
+    if differs(&|b| b.cgi_env == s.cgi_env) {
+        let names: Vec<String> = s.cgi_env.iter().map(|n| quote(n)).collect();
+        line(w, "cgi_env", &format!("[{}]", names.join(", ")));
     }
     if differs(&|b| b.mime.default_type() == s.mime.default_type()) {
         line(w, "default_type", &quote(s.mime.default_type()));

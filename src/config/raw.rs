@@ -118,6 +118,9 @@ pub(super) struct RawSite {
     pub default_type: Option<Spanned<String>>,
     pub headers: Option<Table>,
     pub max_body: Option<Spanned<Size>>,
+    pub cgi_timeout: Option<Duration>,
+    pub cgi_max_processes: Option<Spanned<i64>>,
+    pub cgi_env: Option<Spanned<List>>,
     pub allow: Option<Spanned<List>>,
     pub deny: Option<Spanned<List>>,
     pub auth: Option<Spanned<RawAuth>>,
@@ -183,6 +186,9 @@ macro_rules! with_site_options {
             pub default_type: Option<Spanned<String>>,
             pub headers: Option<Table>,
             pub max_body: Option<Spanned<Size>>,
+            pub cgi_timeout: Option<Duration>,
+            pub cgi_max_processes: Option<Spanned<i64>>,
+            pub cgi_env: Option<Spanned<List>>,
             pub allow: Option<Spanned<List>>,
             pub deny: Option<Spanned<List>>,
             pub auth: Option<Spanned<RawAuth>>,
@@ -202,6 +208,9 @@ macro_rules! with_site_options {
                     default_type: self.default_type.take(),
                     headers: self.headers.take(),
                     max_body: self.max_body.take(),
+                    cgi_timeout: self.cgi_timeout.take(),
+                    cgi_max_processes: self.cgi_max_processes.take(),
+                    cgi_env: self.cgi_env.take(),
                     allow: self.allow.take(),
                     deny: self.deny.take(),
                     auth: self.auth.take(),
@@ -265,13 +274,15 @@ with_site_options! {
 
 with_site_options! {
     /// `[route."/prefix"]`. What the route does is decided by which of `static` and
-    /// `redirect` is present (later: `cgi`, `proxy`, `store`).
+    /// `redirect`, `cgi` is present (later: `proxy`, `store`).
     struct RawRoute {
         #[serde(rename = "static")]
         static_: Option<Spanned<String>>,
         redirect: Option<Spanned<String>>,
+        cgi: Option<Spanned<String>>,
         status: Option<Spanned<i64>>,
         fallback: Option<Spanned<String>>,
+        run: Option<Table>,
         store: Option<Spanned<String>>,
         create_dirs: Option<Spanned<bool>>,
         recursive: Option<Spanned<bool>>,

@@ -29,6 +29,9 @@ pub(super) struct Layer {
     /// `None`: remove the inherited header.
     headers: Vec<(String, Option<String>)>,
     max_body: Option<u64>,
+    cgi_timeout: Option<crate::conn::Millis>,
+    cgi_max_processes: Option<usize>,
+    cgi_env: Option<Vec<String>>,
     /// Set when this level gives `allow` or `deny` (the other list then empty).
     access: Option<Rules>,
     /// `Some(None)`: `auth = false`.
@@ -94,6 +97,24 @@ impl Layer {
         if let Some(v) = raw.max_body {
             l.max_body = Some(v.get_ref().0);
         }
+        l.cgi_timeout = raw.cgi_timeout.map(|d| d.0.max(1));
+        if let Some(v) = raw.cgi_max_processes {
+            l.cgi_max_processes = e
+                .int(file, "cgi_max_processes", &v, 1..=100_000)
+                .map(|n| n as usize);
+        }
+        if let Some(list) = raw.cgi_env {
+            let mut names = Vec::new();
+            for (span, item) in &list.get_ref().0 {
+                if values::is_env_name(item) {
+                    names.push(item.clone());
+                } else {
+                    let msg = format!("cgi_env: {}: not a variable name", quote(item));
+                    e.at(file, span.as_ref().unwrap_or(&list.span()), msg);
+                }
+            }
+            l.cgi_env = Some(names);
+        }
         if raw.allow.is_some() || raw.deny.is_some() {
             l.access = Some(Rules {
                 allow: cidrs(e, file, "allow", raw.allow.as_ref()),
@@ -150,6 +171,11 @@ impl Layer {
         }
         o.max_ranges = self.max_ranges.unwrap_or(o.max_ranges);
         o.max_body = self.max_body.unwrap_or(o.max_body);
+        o.cgi_timeout = self.cgi_timeout.unwrap_or(o.cgi_timeout);
+        o.cgi_max_processes = self.cgi_max_processes.unwrap_or(o.cgi_max_processes);
+        if let Some(env) = &self.cgi_env {
+            o.cgi_env = env.clone();
+        }
         for (code, page) in &self.error_pages {
             o.error_pages.retain(|(c, _)| c != code);
             if let Some(p) = page {

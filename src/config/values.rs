@@ -86,6 +86,14 @@ pub fn header_value(s: &str) -> Result<String, String> {
 }
 
 /// A field name is a token (RFC 9110 §5.1, §5.6.2).
+/// An environment variable name a CGI child may inherit: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_env_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
 pub fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()

@@ -65,7 +65,7 @@ use crate::http::response::Persist;
 use crate::http::{first_line, HttpError, Method, Request};
 pub use out::Out;
 use pending::Pending;
-pub use pending::{Answer, AnswerBody, Await, BodyUse, Reply};
+pub use pending::{Answer, AnswerBody, Await, BodyUse, Reply, MAX_REDIRECTS};
 
 fn head_limits(lim: &Limits) -> request::HeadLimits {
     request::HeadLimits {
@@ -267,6 +267,8 @@ pub struct Bufs {
     /// Decoded request body bytes waiting for the sink: `fwd[fwd_at..]`.
     fwd: Vec<u8>,
     fwd_at: usize,
+    /// An internal redirect's request head, to be dispatched next ([`Conn::internal_redirect`]).
+    redirect: Vec<u8>,
 }
 
 /// Free buffers, reused so that steady-state requests allocate nothing.
@@ -301,6 +303,7 @@ impl Pool {
                 pending: Pending::default(),
                 fwd: Vec::new(),
                 fwd_at: 0,
+                redirect: Vec::new(),
             })
         })
     }
@@ -556,7 +559,9 @@ impl Conn {
         while match self.phase {
             Phase::ReadBody => self.discard_body(&mut b, now, lim),
             Phase::ReadHead => self.next_head(&mut b, now, svc, lim, budget),
-            Phase::Await => self.pump_body(&mut b, now, svc),
+            Phase::Await => {
+                self.pump_body(&mut b, now, svc) || self.run_redirect(&mut b, now, svc, lim)
+            }
             _ => false,
         } {
             changed = true;

@@ -104,7 +104,13 @@ pub(super) struct Pending {
     /// (for [`Conn::restart`]).
     head_at: usize,
     head_len: usize,
+    /// After an internal redirect the body is not the new target's: it sees none.
+    detached: bool,
+    redirects: u8,
 }
+
+/// Internal redirects one request may go through (RFC 3875 §6.2.2 local redirects).
+pub const MAX_REDIRECTS: u8 = 10;
 
 impl Default for Pending {
     fn default() -> Pending {
@@ -121,6 +127,8 @@ impl Default for Pending {
             stream: Stream::NotStarted,
             head_at: 0,
             head_len: 0,
+            detached: false,
+            redirects: 0,
         }
     }
 }
@@ -164,7 +172,10 @@ impl Conn {
             stream: Stream::NotStarted,
             head_at: b.start - len,
             head_len: len,
+            detached: false,
+            redirects: 0,
         };
+        b.redirect.clear();
         self.t_input = now + lim.await_timeout;
         self.set_phase(Phase::Await);
         if how.body != BodyUse::Discard {
@@ -190,13 +201,88 @@ impl Conn {
         }
     }
 
+    /// Answers the pending request with the response to `head` instead: a request head
+    /// (`GET /path HTTP/1.1\r\nHost: h\r\n\r\n`) routed and checked like any request, as
+    /// for a CGI script's local `Location`. The original body is not passed on (the new
+    /// target sees none; the rest is thrown away or the connection closes after). Returns
+    /// false when the answer has begun, or past [`MAX_REDIRECTS`] (the caller answers 500).
+    pub fn internal_redirect(&mut self, head: Vec<u8>) -> bool {
+        if self.phase != Phase::Await {
+            return false;
+        }
+        let Some(b) = self.bufs.as_mut() else {
+            return false;
+        };
+        let p = &mut b.pending;
+        if p.stream != Stream::NotStarted || p.redirects >= MAX_REDIRECTS {
+            return false;
+        }
+        p.redirects += 1;
+        p.detached = true;
+        b.fwd.clear();
+        b.fwd_at = 0;
+        b.redirect = head;
+        true
+    }
+
+    /// `Await` with an internal redirect queued: dispatches it like a request head.
+    pub(super) fn run_redirect<S: Service>(
+        &mut self,
+        b: &mut Bufs,
+        now: Millis,
+        svc: &mut S,
+        lim: &Limits,
+    ) -> bool {
+        if b.redirect.is_empty() {
+            return false;
+        }
+        let head = std::mem::take(&mut b.redirect);
+        let req = match crate::http::request::parse(&head, lim.max_field) {
+            Ok(r) => r,
+            Err(e) => {
+                let linger = b.pending.body_left;
+                self.fail(b, e, svc, linger);
+                return true;
+            }
+        };
+        let p = &mut b.pending;
+        p.persist.keep_alive &= !(self.shutting_down || p.body_left && p.expect);
+        let mut ex = super::Exchange {
+            req: &req,
+            head: &head,
+            persist: p.persist,
+            peer: self.peer,
+            now,
+            large_body: false,
+        };
+        b.out.begin(p.head_only);
+        let reply = svc.respond(&mut ex, &mut b.out);
+        b.out.seal();
+        b.out.begin(false);
+        match reply {
+            Reply::Done => {
+                b.pending.persist = ex.persist;
+                b.pending.stream = Stream::Raw { left: Some(0) };
+                self.finish(b, now, lim);
+            }
+            Reply::Await(how) => {
+                // Another late answer (a script): its task replaces the old one.
+                b.pending.body = BodyUse::Discard;
+                b.pending.max_body = how.max_body;
+                self.t_input = now + lim.await_timeout;
+            }
+        }
+        true
+    }
+
     pub(super) fn await_wants_read(&self) -> bool {
         // A FIN reported while waiting is read, so a client that left is noticed.
         if self.is_ready(super::HUP) {
             return true;
         }
         self.bufs.as_ref().is_some_and(|b| {
-            b.pending.body_left && b.pending.body == BodyUse::Forward && b.fwd.len() < FWD_MAX
+            let p = &b.pending;
+            p.body_left && p.body == BodyUse::Forward && !p.detached && b.fwd.len() < FWD_MAX
         })
     }
 
@@ -209,7 +295,7 @@ impl Conn {
         svc: &mut S,
     ) -> bool {
         let p = b.pending;
-        if !p.body_left || p.body != BodyUse::Forward || b.start == b.end {
+        if !p.body_left || p.body != BodyUse::Forward || p.detached || b.start == b.end {
             return false;
         }
         if b.fwd_at > 0 {
@@ -281,7 +367,9 @@ impl Conn {
     /// that had to run off the loop before the request could be routed (a password hash):
     /// its verdict is remembered, so the second time the request goes on at once. Only
     /// while nothing is answered and the body is untouched (`Hold`/`Discard`, none taken)
-    /// and the head is still where it was; `false` otherwise (then answer instead).
+    /// and the head is still where it was, and not after an internal redirect (whose head
+    /// is not in the read buffer); `false` otherwise (then redirect to a copy of the head,
+    /// or answer).
     pub fn restart(&mut self, now: Millis, lim: &Limits) -> bool {
         if self.phase != Phase::Await {
             return false;
@@ -293,6 +381,8 @@ impl Conn {
         let untouched = p.stream == Stream::NotStarted
             && p.body != BodyUse::Forward
             && b.body_seen == 0
+            && !p.detached
+            && p.redirects == 0
             && p.head_len > 0
             && b.start == p.head_at + p.head_len;
         if !untouched {
@@ -348,7 +438,7 @@ impl Conn {
     pub fn body_finished(&self) -> bool {
         match &self.bufs {
             Some(b) if self.phase == Phase::Await => {
-                !b.pending.body_left && b.fwd_at == b.fwd.len()
+                b.pending.detached || !b.pending.body_left && b.fwd_at == b.fwd.len()
             }
             _ => false,
         }
@@ -357,13 +447,14 @@ impl Conn {
     /// A mark that changes whenever a task gave the connection something to do: output
     /// queued, body bytes taken, the phase. The server drives the connection again only
     /// then (never in a loop of nudges that change nothing).
-    pub fn progress_mark(&self) -> (u64, u64, Phase, BodyUse) {
-        let (queued, taken, body) = self.bufs.as_ref().map_or((0, 0, BodyUse::Discard), |b| {
-            let staged = (b.fwd.len() - b.fwd_at) as u64;
-            let taken = b.body_seen.saturating_sub(staged);
-            (b.out.queued(), taken, b.pending.body)
-        });
-        (queued, taken, self.phase, body)
+    pub fn progress_mark(&self) -> (u64, u64, Phase, BodyUse, u8) {
+        let (queued, taken, body, redirects) =
+            self.bufs.as_ref().map_or((0, 0, BodyUse::Discard, 0), |b| {
+                let staged = (b.fwd.len() - b.fwd_at) as u64;
+                let taken = b.body_seen.saturating_sub(staged);
+                (b.out.queued(), taken, b.pending.body, b.pending.redirects)
+            });
+        (queued, taken, self.phase, body, redirects)
     }
 
     /// Request body bytes decoded so far.

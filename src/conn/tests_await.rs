@@ -398,3 +398,37 @@ fn head_requests_get_the_head_of_a_stream() {
     );
     assert_eq!(t.conn.phase(), Phase::ReadHead);
 }
+
+#[test]
+fn an_internal_redirect_is_routed_like_a_request_at_most_ten_deep() {
+    let mut t = T::new(BodyUse::Forward, 100);
+    t.send(b"POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody");
+    assert!(
+        t.conn.internal_redirect(LATE.to_vec()),
+        "to another late answer"
+    );
+    t.run();
+    assert_eq!(t.conn.phase(), Phase::Await);
+    assert!(t.conn.body_finished(), "the new target sees no body");
+    assert_eq!(t.conn.body_data(), b"");
+    for _ in 1..MAX_REDIRECTS {
+        assert!(t.conn.internal_redirect(LATE.to_vec()));
+        t.run();
+    }
+    assert!(
+        !t.conn.internal_redirect(LATE.to_vec()),
+        "the eleventh is refused"
+    );
+    let mut t = T::new(BodyUse::Discard, 0);
+    t.send(&[LATE, GET_A].concat());
+    assert!(t
+        .conn
+        .internal_redirect(b"GET /sub/b.txt HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()));
+    t.run();
+    let out = t.output();
+    assert!(
+        out.contains("\r\n\r\nbee") && out.ends_with("hello"),
+        "{out}"
+    );
+    assert_eq!(t.conn.phase(), Phase::ReadHead);
+}

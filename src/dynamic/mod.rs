@@ -25,6 +25,8 @@ use crate::server::jobs::Jobs;
 /// Descriptors one task may register (tokens `base + 0 .. base + MAX_FDS`).
 pub const MAX_FDS: usize = 4;
 
+pub mod cgi;
+
 /// What happened that concerns a task.
 pub enum Event {
     /// Just bound to its connection: register descriptors, start.
@@ -57,6 +59,8 @@ pub struct Cx<'a> {
     pub(crate) me: u64,
     /// Token of descriptor 0.
     pub(crate) base: usize,
+    /// With [`Event::Start`]: the client's address and the local one it connected to.
+    pub addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 impl Cx<'_> {
@@ -104,8 +108,14 @@ impl Cx<'_> {
 pub enum Leftover {
     None,
     /// A child process (group leader of its own group) that may still run: the server
-    /// sends its group SIGTERM, then SIGKILL after a grace period, and reaps it.
-    Child(std::process::Child),
+    /// reaps it, and unless it is `done` (it finished its work and may be exiting) sends its
+    /// group SIGTERM at once; SIGKILL follows a grace period either way. `guard` is dropped
+    /// once the child is reaped (e.g. a slot of `cgi_max_processes`).
+    Child {
+        child: std::process::Child,
+        done: bool,
+        guard: Option<Box<dyn Any>>,
+    },
 }
 
 pub trait Task {

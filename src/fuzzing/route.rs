@@ -205,6 +205,7 @@ fn routes(inp: &mut Input<'_>) -> Vec<Route> {
             kind: RouteKind::Static(PathBuf::from(root)),
             site: site(),
             fallback: None,
+            run: Vec::new(),
         });
     }
     routes

@@ -56,6 +56,7 @@ impl<F: Fs> Handler<F> {
                     job: Some(job),
                     site: Rc::clone(&site),
                     line: crate::http::first_line(ex.head).to_vec(),
+                    head: ex.head.to_vec(),
                     peer: ex.peer,
                 };
                 let how = crate::conn::Await {
@@ -105,6 +106,9 @@ struct AuthTask {
     job: Option<HashJob>,
     site: Rc<Site>,
     line: Vec<u8>,
+    /// The whole head, for a request that reached this route by an internal redirect
+    /// (which `Conn::restart` cannot take back): it is redirected to itself instead.
+    head: Vec<u8>,
     peer: IpAddr,
 }
 
@@ -125,10 +129,12 @@ impl Task for AuthTask {
                 };
                 let (job, ok) = *done;
                 if cx.heads.auth_verdict(&job, ok, cx.now) {
-                    if cx.conn.restart(cx.now, cx.lim) {
+                    if cx.conn.restart(cx.now, cx.lim)
+                        || cx.conn.internal_redirect(std::mem::take(&mut self.head))
+                    {
                         return;
                     }
-                    // The head could not be taken back (it should always can): try again.
+                    // Neither could take the head back: let the client try again.
                     let len = cx.answer_error(&self.site, 503);
                     self.log(cx, 503, len);
                     return;

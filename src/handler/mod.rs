@@ -1,6 +1,7 @@
 //! Turns a parsed request into a response plan: checks the method, maps the target to a
 //! path under the root, and hands files and directories to [`static_files`]. Error
 //! responses, the access log and the error log are written here, in one place.
+mod cgi;
 mod guard;
 pub mod listing;
 mod redirect;
@@ -45,6 +46,9 @@ pub struct Site {
     pub log: Option<usize>,
     /// Longest request body a route that reads bodies accepts (413 past it).
     pub max_body: u64,
+    pub cgi_timeout: crate::conn::Millis,
+    pub cgi_max_processes: usize,
+    pub cgi_env: Vec<String>,
     /// `allow`/`deny`, checked before anything else.
     pub access: Option<crate::auth::cidr::Rules>,
     /// Basic authentication in force.
@@ -106,6 +110,9 @@ impl Site {
                     methods,
                 }
             }),
+            cgi_timeout: o.cgi_timeout,
+            cgi_max_processes: o.cgi_max_processes,
+            cgi_env: o.cgi_env.clone(),
         }
     }
 }
@@ -172,6 +179,8 @@ pub struct Handler<F: Fs> {
     pub started: Option<Box<dyn crate::dynamic::Task>>,
     /// Basic authentication's files, cache and limiter.
     pub auth: crate::auth::state::Auth,
+    /// CGI children running (until reaped), against `cgi_max_processes`.
+    cgi_running: Rc<std::cell::Cell<usize>>,
 }
 
 impl<F: Fs> Handler<F> {
@@ -205,6 +214,7 @@ impl<F: Fs> Handler<F> {
             rng: seed(),
             pending: None,
             started: None,
+            cgi_running: Rc::default(),
             auth: crate::auth::state::Auth::new(10),
         };
         h.load_htpasswd();
@@ -501,6 +511,7 @@ impl<F: Fs> Handler<F> {
                     _ => self.not_allowed(out, ex.persist),
                 }
             }
+            Kind::Cgi | Kind::Script => cgi::serve(self, ex, out, info, query, at),
             _ if !matches!(ex.req.method, Method::Get | Method::Head | Method::Options) => {
                 self.not_allowed(out, ex.persist)
             }

@@ -76,6 +76,33 @@ pub enum Action {
         /// The store route's prefix (the listing's links start with it).
         prefix: Box<[u8]>,
     },
+    /// Files beneath a directory run as CGI scripts (`cgi = "DIR"`).
+    Cgi { root: RootId },
+}
+
+/// How a route runs scripts: every executable file (`cgi`), or files by extension (`run`
+/// on a static route).
+#[derive(Debug)]
+pub struct Scripts {
+    /// The directory as opened (canonical): scripts are run by their path beneath it.
+    pub dir: std::path::PathBuf,
+    /// Extension (lower case, with its dot) to interpreter (`None`: run the file itself).
+    pub run: Vec<(Box<[u8]>, Option<std::path::PathBuf>)>,
+}
+
+impl Scripts {
+    /// For a `run` route: whether `path` has a mapped extension, and its interpreter.
+    pub fn interpreter(&self, path: &[u8]) -> Option<Option<&std::path::Path>> {
+        let dot = path.iter().rposition(|&b| b == b'.')?;
+        if path[dot..].contains(&b'/') {
+            return None;
+        }
+        let ext = &path[dot..];
+        self.run
+            .iter()
+            .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+            .map(|(_, i)| i.as_deref())
+    }
 }
 
 /// A route's action without its data, and the root it reads (0 for none): copied out on
@@ -87,6 +114,10 @@ pub enum Kind {
     Redirect,
     Store,
     StoreAll,
+    /// `cgi = "DIR"`.
+    Cgi,
+    /// A static route with `run`: files with a mapped extension are scripts.
+    Script,
 }
 
 impl Kind {
@@ -94,8 +125,8 @@ impl Kind {
     /// offered to it, up to its `max_body`, instead of being refused with 413 at once).
     pub fn reads_body(self) -> bool {
         match self {
+            Kind::Cgi | Kind::Script | Kind::Store => true,
             Kind::Static | Kind::File | Kind::Redirect | Kind::StoreAll => false,
-            Kind::Store => true,
         }
     }
 }
@@ -110,6 +141,8 @@ pub struct Route {
     pub site: Rc<Site>,
     /// For directory routes: a path beneath the route's root served when nothing else is.
     pub fallback: Option<Box<[u8]>>,
+    /// Routes that run scripts (kinds `Cgi` and `Script`).
+    pub scripts: Option<Rc<Scripts>>,
 }
 
 impl Route {
@@ -353,6 +386,7 @@ impl Router {
             action: Action::Static { root: 0 },
             site: Rc::clone(&site),
             fallback: None,
+            scripts: None,
         };
         Router {
             hosts: vec![Vhost {
@@ -426,6 +460,7 @@ impl Router {
                 match r.action {
                     Action::Static { root }
                     | Action::File { root, .. }
+                    | Action::Cgi { root }
                     | Action::Store { root, .. }
                     | Action::StoreAll { root, .. } => v.push(root),
                     Action::Redirect { .. } => {}
@@ -505,6 +540,14 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
                     recursive: st.recursive,
                 }
             }
+            RouteKind::Cgi(path) => Action::Cgi {
+                root: add_root(fs, path, &r.site.mime)?,
+            },
+        };
+        let scripts = match &r.kind {
+            RouteKind::Cgi(dir) => Some(scripts_of(dir, &[])),
+            RouteKind::Static(dir) if is_dir && !r.run.is_empty() => Some(scripts_of(dir, &r.run)),
+            _ => None,
         };
         let idx = v.routes.len();
         let key: Box<[u8]> = r.prefix.trim_matches('/').as_bytes().into();
@@ -518,6 +561,11 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
             v.files.insert(key, idx);
         }
         let (kind, root) = action_kind(&action);
+        let kind = if kind == Kind::Static && scripts.is_some() {
+            Kind::Script
+        } else {
+            kind
+        };
         let mut site = Site::from_options(&r.site);
         if kind == Kind::Store {
             store_headers(&mut site);
@@ -529,6 +577,7 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
             action,
             site: Rc::new(site),
             fallback: r.fallback.as_ref().map(|f| f.as_bytes().into()),
+            scripts,
         });
     }
     // Each store's `all` path: one more file route, unless a route already has that path.
@@ -554,6 +603,7 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
             },
             site: Rc::new(site),
             fallback: None,
+            scripts: None,
         });
     }
     // Error pages are URL paths of this host: resolve each through its routes once.
@@ -589,6 +639,7 @@ fn action_kind(action: &Action) -> (Kind, RootId) {
         Action::Redirect { .. } => (Kind::Redirect, 0),
         Action::Store { root, .. } => (Kind::Store, *root),
         Action::StoreAll { root, .. } => (Kind::StoreAll, *root),
+        Action::Cgi { root } => (Kind::Cgi, *root),
     }
 }
 
@@ -621,10 +672,26 @@ fn resolve_static(v: &Vhost, rel: &[u8]) -> Option<(RootId, Box<[u8]>)> {
         Match::Route { route, rest } => match &v.routes[route].action {
             Action::Static { root } => Some((*root, norm[rest..].into())),
             Action::File { root, name } => Some((*root, name.clone())),
-            Action::Redirect { .. } | Action::Store { .. } | Action::StoreAll { .. } => None,
+            Action::Redirect { .. }
+            | Action::Cgi { .. }
+            | Action::Store { .. }
+            | Action::StoreAll { .. } => None,
         },
         _ => None,
     }
+}
+
+fn scripts_of(dir: &Path, run: &[(String, String)]) -> Rc<Scripts> {
+    Rc::new(Scripts {
+        dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+        run: run
+            .iter()
+            .map(|(e, i)| {
+                let interp = (!i.is_empty()).then(|| std::path::PathBuf::from(i));
+                (e.as_bytes().into(), interp)
+            })
+            .collect(),
+    })
 }
 
 fn add_root<R: Roots>(fs: &mut R, path: &Path, mime: &MimeTable) -> Result<RootId, String> {
@@ -799,6 +866,7 @@ mod tests {
             kind,
             site: SiteOptions::default(),
             fallback: None,
+            run: Vec::new(),
         }
     }
 

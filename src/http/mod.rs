@@ -2,6 +2,7 @@
 //! can be tested with byte strings and fuzzed. Depends only on std, httparse and memchr.
 
 pub mod body;
+pub mod cgi;
 pub mod conditional;
 pub mod date;
 pub mod negotiate;

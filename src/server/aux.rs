@@ -28,8 +28,10 @@ pub struct Aux {
 /// A child whose task was unbound: terminated, then reaped.
 pub struct Orphan {
     child: std::process::Child,
-    /// When SIGKILL follows the SIGTERM.
+    /// When SIGKILL follows (the SIGTERM went out at once unless the child was done).
     kill_at: Millis,
+    /// Dropped once reaped.
+    _guard: Option<Box<dyn std::any::Any>>,
 }
 
 /// How long a child gets between SIGTERM and SIGKILL.
@@ -51,9 +53,13 @@ impl Server {
     /// connection stopped awaiting, and nudges a bound task.
     pub(super) fn after_turn(&mut self, key: usize, now: Millis) {
         if let Some(task) = self.handler.started.take() {
-            // A request that started over (`Conn::restart`) may go pending again while the
-            // task that restarted it is still bound: the new task replaces it.
-            if let Some(old) = self.conns.get(key).and_then(|s| s.aux) {
+            let Some(slot) = self.conns.get_mut(key) else {
+                return;
+            };
+            if let (true, Some(old)) = (slot.conn.is_awaiting(), slot.aux) {
+                // An internal redirect to another late answer, or a request that started
+                // over (`Conn::restart`) and went pending again: the new task replaces the
+                // old one.
                 self.unbind(old);
             }
             let Some(slot) = self.conns.get_mut(key) else {
@@ -111,6 +117,10 @@ impl Server {
             jobs: &mut self.jobs,
             me: job_owner(a, aux.generation),
             base: AUX_BASE + a * MAX_FDS,
+            addrs: match ev {
+                Event::Start => slot.sock.peer_addr().ok().zip(slot.sock.local_addr().ok()),
+                _ => None,
+            },
         };
         aux.task.on(ev, &mut cx);
         // New output to write, the answer finished, or body bytes taken (room to read):
@@ -153,14 +163,27 @@ impl Server {
     }
 
     fn adopt(&mut self, left: Leftover, now: Millis) {
-        if let Leftover::Child(mut child) = left {
+        if let Leftover::Child {
+            mut child,
+            done,
+            guard,
+        } = left
+        {
             if matches!(child.try_wait(), Ok(Some(_))) {
+                // Its group may live on (a background grandchild): it goes too, unless the
+                // script finished normally.
+                if !done {
+                    signal_group(&child, libc::SIGKILL);
+                }
                 return;
             }
-            signal_group(&child, libc::SIGTERM);
+            if !done {
+                signal_group(&child, libc::SIGTERM);
+            }
             self.orphans.push(Orphan {
                 child,
                 kill_at: now + KILL_GRACE,
+                _guard: guard,
             });
         }
     }
@@ -192,6 +215,7 @@ impl Server {
                 return false;
             }
             if now >= o.kill_at {
+                signal_group(&o.child, libc::SIGTERM);
                 signal_group(&o.child, libc::SIGKILL);
                 o.kill_at = Millis::MAX;
             }

@@ -174,3 +174,12 @@ pub fn memfd(name: &CStr, data: &[u8]) -> io::Result<File> {
     file.write_all(data)?;
     Ok(file)
 }
+
+/// Puts a descriptor (a child's pipe end) in non-blocking mode.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller keeps open for the call; no pointers.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok(())
+}

@@ -185,7 +185,7 @@ fn unknown_keys() {
     assert!(
         e.starts_with(
             "tern.toml:3:1: unknown key \"statik\" in [vhost.\"a\".route.\"/x/\"]; expected one \
-             of static, redirect, status, fallback, store, create_dirs, recursive, all, index,"
+             of static, redirect, cgi, status, fallback, run, store, create_dirs, recursive, all, index,"
         ),
         "{e}"
     );
