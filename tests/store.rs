@@ -524,3 +524,26 @@ fn print_config_round_trips_store_and_auth() {
         String::from_utf8_lossy(&out.stderr).contains("create_dirs applies only to store routes")
     );
 }
+
+/// No route may run scripts from a store's directory (or one containing it).
+#[test]
+fn cgi_over_a_store_directory_is_refused() {
+    let s = Store::new();
+    let dir = s.site.outside("").display().to_string();
+    for cgi in ["data", ""] {
+        let text = format!(
+            "root = \"{dir}/root\"\n[route.\"/db/\"]\nstore = \"{dir}/data\"\n\
+             [route.\"/cgi-bin/\"]\ncgi = \"{dir}/{cgi}\"\n"
+        );
+        let cfg = s.site.outside("c.toml");
+        std::fs::write(&cfg, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args(["-t", "-c"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{cgi}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("which a store route writes to"), "{err}");
+    }
+}
