@@ -379,3 +379,19 @@ fn pipelined_requests_wait_for_the_hash_in_order() {
     assert_eq!(got[2].0, 401);
     assert_eq!(got[3], (200, b"bee\n".to_vec()));
 }
+
+/// What is answered before routing (an unknown method, `OPTIONS *`, a head that cannot be
+/// parsed) follows the default host's address rules too.
+#[test]
+fn deny_covers_requests_answered_before_routing() {
+    let c = Conf::new();
+    let srv = c.start("deny = [\"all\"]\n");
+    for req in [
+        "FOO / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+        "CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+    ] {
+        assert_eq!(srv.get(req).status, 403, "{req:?}");
+    }
+}

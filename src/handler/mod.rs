@@ -416,6 +416,13 @@ impl<F: Fs> Handler<F> {
         let target = ex.req.target.get(ex.head);
         match ex.req.method {
             Method::Get | Method::Head => {}
+            Method::Other | Method::Connect | Method::Options
+                if (ex.req.method != Method::Options || target == b"*")
+                    && self.refused_before_routing(ex.peer) =>
+            {
+                self.use_site(self.router.default, None);
+                return self.error(out, 403, ex.persist, b"");
+            }
             Method::Other => {
                 ex.persist.keep_alive &= !ex.req.has_body();
                 return self.error(out, 501, ex.persist, b"");
@@ -569,6 +576,13 @@ impl<F: Fs> Handler<F> {
         static_files::serve(self, ex, out, info, query, RouteAt { host: 0, route: 0 })
     }
 
+    /// Requests answered before routing (unknown methods, `OPTIONS *`, CONNECT, heads that
+    /// cannot be parsed) are held to the default host's address rules.
+    fn refused_before_routing(&self, peer: IpAddr) -> bool {
+        let site = &self.router.hosts[self.router.default].site;
+        site.access.as_ref().is_some_and(|r| !r.admits(peer))
+    }
+
     /// Makes the options of a host (`route: None`) or of one of its routes current, and its
     /// access log. Repeated requests for the same route cost a pointer comparison.
     #[inline]
@@ -665,7 +679,12 @@ impl<F: Fs> Service for Handler<F> {
         };
         self.use_site(self.router.default, None);
         let log = self.site.log;
-        let sent = self.error(out, err.status(), persist, b"");
+        let status = if self.refused_before_routing(peer) {
+            403
+        } else {
+            err.status()
+        };
+        let sent = self.error(out, status, persist, b"");
         self.log(
             Level::Info,
             format_args!("{peer}: {} {}", sent.status, err.reason()),
