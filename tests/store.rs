@@ -547,3 +547,41 @@ fn cgi_over_a_store_directory_is_refused() {
         assert!(err.contains("which a store route writes to"), "{err}");
     }
 }
+
+/// Many clients replace one value conditionally on the same ETag at once: exactly one wins,
+/// every other gets 412 (commits run on several job threads; the check and the rename are
+/// one step).
+#[test]
+fn concurrent_conditional_writes_one_winner() {
+    let s = Store::new();
+    let srv = s.start("", "");
+    let r = put_raw(&srv, "/db/c", "", b"base");
+    let etag = r.header("ETag").unwrap().to_string();
+    let addr = srv.addr;
+    let threads: Vec<_> = (0..16)
+        .map(|i| {
+            let etag = etag.clone();
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let body = format!("writer {i}");
+                let head = format!(
+                    "PUT /db/c HTTP/1.1\r\nHost: x\r\nIf-Match: {etag}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                c.write_all(head.as_bytes()).unwrap();
+                common::read_response(&mut c, false).unwrap().status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|&s| s == 204 || s == 412),
+        "{statuses:?}"
+    );
+}

@@ -20,6 +20,8 @@ use crate::sys::store as sys;
 pub const XATTR: &CStr = c"user.mime_type";
 /// Longest `Content-Type` kept.
 pub const MAX_TYPE: usize = 255;
+/// Held from the precondition check to the rename of every commit and delete.
+static COMMIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Write-back is started every this many bytes (`sync_file_range`).
 const WRITEBACK_EVERY: u64 = 1 << 20;
 
@@ -381,8 +383,12 @@ pub fn commit(job: CommitJob) -> Result<Committed, StoreError> {
             n
         }
     };
-    // The single job thread serialises commits, so this check and the rename below see the
-    // same key (another process writing the directory could still slip in between).
+    // Commits may run on several job threads: the check and the rename below hold one lock,
+    // so they see the same key (another process writing the directory could still slip in
+    // between; tern's own writers cannot).
+    let guard = COMMIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let cur = current(dir, &upload.name)?;
     if !pre.pass(cur.as_ref()) {
         return Err(StoreError::PreconditionFailed);
@@ -404,6 +410,7 @@ pub fn commit(job: CommitJob) -> Result<Committed, StoreError> {
         Err(e) => return Err(StoreError::io("rename", e)),
     }
     upload.temp = Temp::Unnamed;
+    drop(guard);
     sync_dir(dir)?;
     let stat = sys::lstat_at(dir, &upload.name).map_err(|e| StoreError::io("stat", e))?;
     Ok(Committed {
@@ -450,6 +457,9 @@ fn validate_json(f: &mut File) -> Result<(), StoreError> {
 
 /// Removes a key and its sidecar, then `fsync`s the directory (job thread).
 pub fn delete(dir: OwnedFd, name: &CStr, pre: &Preconditions) -> Result<(), StoreError> {
+    let guard = COMMIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let cur = current(dir.as_fd(), name)?;
     if cur.is_none() {
         return Err(StoreError::NotFound);
@@ -463,6 +473,7 @@ pub fn delete(dir: OwnedFd, name: &CStr, pre: &Preconditions) -> Result<(), Stor
         Err(e) => return Err(StoreError::io("unlink", e)),
     }
     let _ = sys::unlink_at(dir.as_fd(), &sidecar_name(name));
+    drop(guard);
     sync_dir(dir.as_fd())
 }
 
