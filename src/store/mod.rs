@@ -251,7 +251,17 @@ pub struct Upload {
 impl Upload {
     /// A new, empty value for `key` (the directory must be open already).
     pub fn begin(dir: OwnedFd, name: &CStr) -> Result<Upload, StoreError> {
-        let (file, temp) = match sys::open_tmpfile(dir.as_fd()) {
+        Upload::begin_as(dir, name, true)
+    }
+
+    /// `begin`, with `O_TMPFILE` tried only when `unnamed` (tests take the fallback too).
+    fn begin_as(dir: OwnedFd, name: &CStr, unnamed: bool) -> Result<Upload, StoreError> {
+        let tmp = if unnamed {
+            sys::open_tmpfile(dir.as_fd())
+        } else {
+            Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+        };
+        let (file, temp) = match tmp {
             Ok(f) => (f, Temp::Unnamed),
             Err(e)
                 if matches!(

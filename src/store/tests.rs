@@ -235,3 +235,33 @@ fn conditional_writes() {
     );
     put(&fd, "fresh", b"4", None, old).unwrap();
 }
+
+/// Where the file system has no `O_TMPFILE`: a hidden random name, unlinked when the upload
+/// is dropped, renamed over the key at commit.
+#[test]
+fn hidden_name_fallback() {
+    let (d, fd) = root();
+    put(&fd, "k", b"old", None, Preconditions::default()).unwrap();
+    let k = Key::parse(b"k", false).unwrap();
+    let mut up =
+        Upload::begin_as(open_parent(fd.as_fd(), &k, false).unwrap(), &k.name, false).unwrap();
+    up.write(b"partial").unwrap();
+    let during = names(d.path());
+    assert_eq!(during.len(), 2, "{during:?}");
+    assert!(during[0].starts_with(".k.tern-"), "{during:?}");
+    drop(up);
+    assert_eq!(names(d.path()), ["k"]);
+    let mut up =
+        Upload::begin_as(open_parent(fd.as_fd(), &k, false).unwrap(), &k.name, false).unwrap();
+    up.write(b"new").unwrap();
+    let c = commit(CommitJob {
+        upload: up,
+        content_type: Some("text/plain".into()),
+        json: false,
+        pre: Preconditions::default(),
+    })
+    .unwrap();
+    assert!(!c.created);
+    assert_eq!(std::fs::read(d.path().join("k")).unwrap(), b"new");
+    assert_eq!(names(d.path()), ["k"]);
+}
