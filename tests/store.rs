@@ -585,3 +585,17 @@ fn concurrent_conditional_writes_one_winner() {
         "{statuses:?}"
     );
 }
+
+/// Dotfiles under a store are tern's own (sidecars, uploads in progress): never served,
+/// whatever `dotfiles` says.
+#[test]
+fn dotfiles_stay_hidden_under_a_store() {
+    let s = Store::new();
+    let srv = s.start("", "dotfiles = true\n");
+    std::fs::write(s.data().join(".k.mime_type"), b"text/html").unwrap();
+    std::fs::write(s.data().join("k"), b"v").unwrap();
+    let r = srv.get("GET /db/.k.mime_type HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 404);
+    let r = srv.get("GET /db/ HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n");
+    assert!(!String::from_utf8_lossy(&r.body).contains(".k"), "{r:?}");
+}

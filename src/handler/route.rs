@@ -644,8 +644,11 @@ fn action_kind(action: &Action) -> (Kind, RootId) {
 }
 
 /// Values of a store are whatever clients sent: never sniffed, never run as the site's
-/// script (a stored `text/html` is sandboxed into a unique origin).
+/// script (a stored `text/html` is sandboxed into a unique origin); and no dotfile is served.
 fn store_headers(site: &mut Site) {
+    // Dotfiles are never keys; under a store they are tern's own (sidecars, uploads in
+    // progress) and stay hidden whatever `dotfiles` says.
+    site.dotfiles = false;
     let mut h = site.headers.to_vec();
     for (name, value) in [
         (&b"X-Content-Type-Options"[..], &b"nosniff"[..]),
