@@ -599,3 +599,32 @@ fn dotfiles_stay_hidden_under_a_store() {
     let r = srv.get("GET /db/ HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n");
     assert!(!String::from_utf8_lossy(&r.body).contains(".k"), "{r:?}");
 }
+
+/// A chunked upload (curl -T - sends one) and an empty value.
+#[test]
+fn chunked_and_empty_values() {
+    let s = Store::new();
+    let srv = s.start("", "");
+    let req = b"PUT /db/ch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    let mut c = srv.connect();
+    c.write_all(req).unwrap();
+    assert_eq!(common::read_response(&mut c, false).unwrap().status, 201);
+    assert_eq!(std::fs::read(s.data().join("ch")).unwrap(), b"hello world");
+    assert_eq!(put_raw(&srv, "/db/empty", "", b"").status, 201);
+    let r = srv.get("GET /db/empty HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    let input = s.site.outside("stdin.txt");
+    std::fs::write(&input, b"from curl -T -").unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-T", "-"])
+        .arg(srv.url("/db/piped"))
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .expect("curl is installed (.ci/deps)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "201");
+    assert_eq!(
+        std::fs::read(s.data().join("piped")).unwrap(),
+        b"from curl -T -"
+    );
+}
