@@ -628,3 +628,43 @@ fn chunked_and_empty_values() {
         b"from curl -T -"
     );
 }
+
+/// SIGHUP: a store gains authentication for writes (and the verified cache goes with the
+/// old configuration); its values stay.
+#[test]
+fn reload_adds_auth_to_a_store() {
+    let s = Store::new();
+    let srv = s.start("", "");
+    assert_eq!(put_raw(&srv, "/db/k", "", b"v1").status, 201);
+    std::fs::write(
+        s.site.outside("users"),
+        b"w:{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=\n",
+    )
+    .unwrap();
+    let dir = s.site.outside("").display().to_string();
+    let text = format!(
+        "root = \"{dir}/root\"\n[route.\"/db/\"]\nstore = \"{dir}/data\"\n\
+         auth = {{ realm = \"db\", htpasswd = \"{dir}/users\" }}\nauth_methods = [\"PUT\"]\n"
+    );
+    let tmp = s.site.outside("tern.toml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, s.site.outside("tern.toml")).unwrap();
+    let before = srv.error_log().matches("configuration reloaded").count();
+    srv.signal("HUP");
+    let start = std::time::Instant::now();
+    while srv.error_log().matches("configuration reloaded").count() == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{}",
+            srv.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(put_raw(&srv, "/db/k", "", b"v2").status, 401);
+    // "w:pw"
+    assert_eq!(
+        put_raw(&srv, "/db/k", "Authorization: Basic dzpwdw==\r\n", b"v2").status,
+        204
+    );
+    assert_eq!(srv.get("GET /db/k HTTP/1.1\r\nHost: x\r\n\r\n").body, b"v2");
+}
