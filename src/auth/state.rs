@@ -33,8 +33,9 @@ pub enum Verdict {
     Admit,
     /// 401 with the challenge; `counted` when it was a failure charged to the address.
     Challenge(&'static str),
-    /// 429: too many failures from this address, or too many hashes this second.
-    TooMany,
+    /// 429: too many failures from this address (`Retry-After` the window, 60 s), or too
+    /// many hashes this second (1 s).
+    TooMany { retry_after: u32 },
     /// A hash must be computed off the loop.
     Hash(HashJob),
 }
@@ -195,14 +196,14 @@ impl Auth {
             return Verdict::Admit;
         }
         if self.limited(peer, now) {
-            return Verdict::TooMany;
+            return Verdict::TooMany { retry_after: 60 };
         }
         let second = now / 1000;
         if second != self.hash_second {
             (self.hash_second, self.hashes) = (second, 0);
         }
         if self.hashes >= HASHES_PER_SECOND {
-            return Verdict::TooMany;
+            return Verdict::TooMany { retry_after: 1 };
         }
         self.hashes += 1;
         Verdict::Hash(HashJob {
@@ -350,7 +351,7 @@ mod tests {
         match a.check(0, Some(&basic(cred)), peer.parse().unwrap(), now, &mut note) {
             Verdict::Admit => "admit",
             Verdict::Challenge(_) => "401",
-            Verdict::TooMany => "429",
+            Verdict::TooMany { .. } => "429",
             Verdict::Hash(job) => {
                 let ok = job.run();
                 if a.finish(&job, ok, now) {

@@ -48,7 +48,14 @@ impl<F: Fs> Handler<F> {
                 self.debug(format_args!("{}: 401: {why}", ex.peer));
                 Some(self.error(out, 401, ex.persist, &auth.challenge))
             }
-            Verdict::TooMany => Some(self.error(out, 429, ex.persist, b"Retry-After: 60\r\n")),
+            Verdict::TooMany { retry_after } => {
+                let extra: &[u8] = if retry_after <= 1 {
+                    b"Retry-After: 1\r\n"
+                } else {
+                    b"Retry-After: 60\r\n"
+                };
+                Some(self.error(out, 429, ex.persist, extra))
+            }
             Verdict::Hash(job) => {
                 // The hash runs on a job thread; the request waits (its body unread, no
                 // 100 Continue) and starts over once the verdict is in the cache.
