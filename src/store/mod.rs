@@ -251,7 +251,11 @@ pub struct Upload {
 impl Upload {
     /// A new, empty value for `key` (the directory must be open already).
     pub fn begin(dir: OwnedFd, name: &CStr) -> Result<Upload, StoreError> {
-        Upload::begin_as(dir, name, true)
+        // An unnamed file is named through /proc/self/fd unless the process may use
+        // AT_EMPTY_PATH (CAP_DAC_READ_SEARCH): in a chroot without /proc, use the fallback.
+        static LINKABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let unnamed = *LINKABLE.get_or_init(|| std::path::Path::new("/proc/self/fd").is_dir());
+        Upload::begin_as(dir, name, unnamed)
     }
 
     /// `begin`, with `O_TMPFILE` tried only when `unnamed` (tests take the fallback too).
