@@ -409,6 +409,9 @@ impl StoreTask {
                     return;
                 }
                 cx.conn.body_taken(n);
+                // A body that keeps arriving keeps the request alive (a long upload is not
+                // a stalled one); a client silent for `await_timeout` gets 504.
+                cx.conn.set_await_deadline(cx.now + cx.lim.await_timeout);
             }
             if !cx.conn.body_finished() {
                 return;
