@@ -162,15 +162,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// Every directory a `store` route writes (the CGI routes must not run anything there;
-    /// a sandbox must allow writing them).
+    /// Every directory a `store` route writes, absolute (the CGI routes must not run anything
+    /// there; a sandbox must allow writing them, and creating and removing files in them).
     pub fn store_dirs(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = self
             .hosts
             .iter()
             .flat_map(|h| &h.routes)
             .filter_map(|r| match &r.kind {
-                RouteKind::Store(s) => Some(s.dir.clone()),
+                RouteKind::Store(s) => Some(std::path::absolute(&s.dir).unwrap_or(s.dir.clone())),
                 _ => None,
             })
             .collect();

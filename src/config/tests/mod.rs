@@ -354,3 +354,24 @@ fn routes() {
         assert!(e.starts_with(want), "{text}\n got: {e}\nwant: {want}");
     }
 }
+
+#[test]
+fn store_dirs_and_htpasswd_files_for_a_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("db")).unwrap();
+    std::fs::write(
+        dir.path().join("users"),
+        "u:{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        "[route.\"/db/\"]\nstore = \"db\"\nauth = { realm = \"r\", htpasswd = \"users\" }\n\
+         [route.\"/x/\"]\nstore = \"db\"\n",
+    )
+    .unwrap();
+    let c = crate::config::load(Some(&cfg), &Default::default()).expect("loads");
+    assert_eq!(c.store_dirs(), vec![dir.path().join("db")]);
+    assert_eq!(c.htpasswd_files(), vec![dir.path().join("users")]);
+}
