@@ -55,7 +55,7 @@ bench-instr:
 # Fuzzing (cargo-fuzz on stable via RUSTC_BOOTSTRAP=1): every target for FUZZ_SECONDS,
 # with debug assertions and overflow checks on. New inputs go to fuzz/work/ (not checked
 # in); fuzz/corpus/ holds the seeds and regressions that `make test` replays.
-FUZZ_TARGETS ?= head conn range path headers route tls cgi_head upstream
+FUZZ_TARGETS ?= head conn range path headers route tls auth cgi_head upstream
 
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz

@@ -523,6 +523,56 @@ pub fn headers(data: &[u8]) {
     assert!(conditional::etag_matches(&[etag], etag, true));
 }
 
+/// The `Authorization: Basic` parser (first byte even) or the htpasswd parser (odd) on
+/// arbitrary bytes: no panic, and what they accept keeps their invariants. No slow hash
+/// is run (the parsers bound their costs; verifying is not what is fuzzed).
+pub fn auth(data: &[u8]) {
+    use crate::auth::{basic, htpasswd};
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    if sel & 1 == 0 {
+        let mut buf = Vec::new();
+        if let Ok((user, pass)) = basic::parse(rest, &mut buf) {
+            assert!(!user.is_empty() && !user.contains(':'));
+            assert!(user.len() + pass.len() < basic::MAX_DECODED);
+            // Encoded again, the same credentials come back.
+            use base64::Engine;
+            let again = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+            );
+            let (u, p) = (user.to_string(), pass.to_string());
+            let mut buf2 = Vec::new();
+            assert_eq!(
+                basic::parse(again.as_bytes(), &mut buf2),
+                Ok((&u[..], &p[..]))
+            );
+        }
+        return;
+    }
+    let whole = htpasswd::parse_file(rest);
+    let mut lines_ok = true;
+    for line in rest.split(|&b| b == b'\n') {
+        match htpasswd::parse_line(line) {
+            Ok(Some((user, hash))) => {
+                assert!(!user.is_empty() && !user.contains(':'));
+                if let htpasswd::Hash::Apr1 { .. } | htpasswd::Hash::Sha1(_) = hash {
+                    // Cheap schemes: verifying must not panic.
+                    let _ = crate::auth::verify::verify(&hash, user.as_bytes());
+                }
+            }
+            Ok(None) => {}
+            Err(_) => lines_ok = false,
+        }
+    }
+    // The file parses when every line does, except for users given twice.
+    if let Ok(f) = &whole {
+        assert!(lines_ok);
+        assert_eq!(f.dummy.is_some(), !f.users.is_empty());
+    }
+}
+
 /// The CGI response-head parser: finding the end (LF or CRLF lines) and parsing never
 /// panic, spans stay inside the head, and framing fields never pass through.
 pub fn cgi_head(data: &[u8]) {

@@ -11,6 +11,7 @@
 //! - [`sandbox`]: the Landlock rules the process puts itself under once set up.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod dynamic;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod log;
 pub mod sandbox;
 pub mod server;
+pub mod store;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;

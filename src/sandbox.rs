@@ -64,6 +64,9 @@ pub fn plan(cfg: &Config) -> Plan {
                 RouteKind::Static(p) => Plan::add(&mut plan.read, p),
                 RouteKind::Redirect { .. } => {}
                 RouteKind::Cgi(p) => Plan::add(&mut plan.exec, p),
+                // Uploads go to a temporary file beside the key, renamed over it, in
+                // directories `create_dirs` makes: everything but executing.
+                RouteKind::Store(s) => Plan::add(&mut plan.rw, &s.dir),
                 RouteKind::Proxy(up) => {
                     if let Some(program) = up.command.first() {
                         dynamic = true;
@@ -130,6 +133,11 @@ pub fn plan(cfg: &Config) -> Plan {
         for dir in crate::tls::watch_dirs(&f) {
             Plan::add(&mut plan.read, &dir);
         }
+    }
+    // htpasswd files are read again when they change, replaced by rename like any file
+    // an editor or `htpasswd` writes: the rule is on the directory.
+    for f in cfg.htpasswd_files() {
+        Plan::add(&mut plan.read, parent(&f));
     }
     let logs = std::iter::once(&cfg.error_log).chain(
         cfg.hosts

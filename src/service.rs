@@ -66,7 +66,13 @@ pub fn through(cfg: &Config, chroot: &Path) -> io::Result<Config> {
     let mut out = cfg.clone();
     for host in &mut out.hosts {
         for route in &mut host.routes {
-            if let RouteKind::Static(p) = &mut route.kind {
+            let path = match &mut route.kind {
+                RouteKind::Static(p) => Some(p),
+                RouteKind::Store(s) => Some(&mut s.dir),
+                // CGI routes keep their path (scripts are run by it after the chroot).
+                RouteKind::Redirect { .. } | RouteKind::Cgi(_) | RouteKind::Proxy(_) => None,
+            };
+            if let Some(p) = path {
                 let outside = in_chroot(chroot, p);
                 let real = std::fs::canonicalize(&outside)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", outside.display())))?;

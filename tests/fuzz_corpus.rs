@@ -58,6 +58,11 @@ fn tls() {
 }
 
 #[test]
+fn auth() {
+    replay("auth", tern::fuzzing::auth);
+}
+
+#[test]
 fn cgi_head() {
     replay("cgi_head", tern::fuzzing::cgi_head);
 }

@@ -29,6 +29,7 @@ const MAX_REQUEST_LINE: u32 = 8 * 1024;
 const MAX_REQUESTS: u32 = 10_000;
 const SERVER_NAME: &str = "tern";
 const FILE_CACHE_ENTRIES: usize = 10_000;
+const AUTH_MAX_FAILURES: u32 = 10;
 
 /// Errors with their places: files are indexed as in [`Tree::files`].
 pub(super) struct Errors<'a> {
@@ -48,7 +49,7 @@ impl Errors<'_> {
     }
 
     /// Where `p` is now: inside the chroot that is yet to be entered, if any.
-    fn outside(&self, p: &Path) -> PathBuf {
+    pub fn outside(&self, p: &Path) -> PathBuf {
         match &self.inside {
             Some(dir) => super::service::in_chroot(dir, p),
             None => p.to_path_buf(),
@@ -208,10 +209,20 @@ pub(super) fn build(
     if listen_tls.is_empty() && hosts.iter().any(|h| h.https.redirect) {
         e.plain("redirect_to_https needs an HTTPS listener (listen_tls)");
     }
+    let auth_max_failures = top
+        .auth_max_failures
+        .as_ref()
+        .and_then(|v| e.int(0, "auth_max_failures", v, 1..=1_000_000))
+        .map_or(AUTH_MAX_FAILURES, |n| n as u32);
     let all_routes: Vec<&Route> = hosts.iter().flat_map(|h| h.routes.iter()).collect();
-    // The directories write-enabled routes write to: none until the `store` kind exists
-    // (the writes issue collects them here).
-    let writable: Vec<PathBuf> = Vec::new();
+    // The directories write-enabled routes write to: no script may run from one.
+    let writable: Vec<PathBuf> = all_routes
+        .iter()
+        .filter_map(|r| match &r.kind {
+            RouteKind::Store(s) => Some(s.dir.clone()),
+            _ => None,
+        })
+        .collect();
     check_exec_not_writable(&mut e, &all_routes, &writable);
     let failed = !e.list.is_empty();
     let cfg = Config {
@@ -235,6 +246,7 @@ pub(super) fn build(
         hosts,
         default_host,
         service,
+        auth_max_failures,
     };
     (!failed).then_some(cfg)
 }
@@ -561,9 +573,10 @@ enum Kind<'a> {
     Redirect(&'a Spanned<String>),
     Cgi(&'a Spanned<String>),
     Proxy(&'a Spanned<String>),
+    Store(&'a Spanned<String>),
 }
 
-const KINDS: &str = "static, redirect, cgi, proxy";
+const KINDS: &str = "static, redirect, cgi, proxy, store";
 
 impl Kind<'_> {
     fn of(raw: &RawRoute) -> Option<Kind<'_>> {
@@ -572,6 +585,7 @@ impl Kind<'_> {
         found.extend(raw.redirect.as_ref().map(Kind::Redirect));
         found.extend(raw.cgi.as_ref().map(Kind::Cgi));
         found.extend(raw.proxy.as_ref().map(Kind::Proxy));
+        found.extend(raw.store.as_ref().map(Kind::Store));
         match found.len() {
             1 => found.pop(),
             _ => None,
@@ -627,6 +641,41 @@ fn route(
                 return None;
             }
         },
+        Some(Kind::Store(dir)) => {
+            if !dir_route {
+                let msg =
+                    format!("{name}: a store route's prefix ends in / (it serves a directory)");
+                e.at(file, &at, msg);
+            }
+            if let Some(s) = &raw.status {
+                let msg = format!("{name}: status applies only to redirect routes");
+                e.at(file, &s.span(), msg);
+            }
+            let all = raw.all.as_ref().and_then(|a| {
+                let p = a.get_ref();
+                match values::route_prefix(p) {
+                    Ok(()) if !p.ends_with('/') => Some(p.clone()),
+                    Ok(()) => {
+                        e.at(
+                            file,
+                            &a.span(),
+                            format!("all {}: a path that does not end in /", quote(p)),
+                        );
+                        None
+                    }
+                    Err(m) => {
+                        e.at(file, &a.span(), format!("all {}: {m}", quote(p)));
+                        None
+                    }
+                }
+            });
+            RouteKind::Store(super::StoreConfig {
+                dir: static_path(e, file, "store", dir, true)?,
+                create_dirs: raw.create_dirs.as_ref().is_some_and(|b| *b.get_ref()),
+                recursive: raw.recursive.as_ref().is_some_and(|b| *b.get_ref()),
+                all,
+            })
+        }
         // A bad `static = 5` was reported already; its absence is no news.
         None if partial => return None,
         None => {
@@ -634,6 +683,21 @@ fn route(
             return None;
         }
     };
+    if !matches!(kind, RouteKind::Store(_)) {
+        for (key, v) in [
+            ("create_dirs", raw.create_dirs.as_ref().map(Spanned::span)),
+            ("recursive", raw.recursive.as_ref().map(Spanned::span)),
+            ("all", raw.all.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = v {
+                e.at(
+                    file,
+                    &span,
+                    format!("{name}: {key} applies only to store routes"),
+                );
+            }
+        }
+    }
     let fallback = raw.fallback.as_ref().and_then(|f| {
         if !(dir_route && matches!(kind, RouteKind::Static(_))) {
             let msg = format!("{name}: fallback needs a static route whose prefix ends in /");

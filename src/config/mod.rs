@@ -171,6 +171,40 @@ pub struct Config {
     pub default_host: usize,
     /// `user`, `group`, `chroot`, `daemon`, `pid_file`: applied once at start.
     pub service: Service,
+    /// Failed logins from one address (IPv4, or IPv6 /64) per minute before it gets 429.
+    pub auth_max_failures: u32,
+}
+
+impl Config {
+    /// Every directory a `store` route writes, absolute (the CGI routes must not run anything
+    /// there; a sandbox must allow writing them, and creating and removing files in them).
+    pub fn store_dirs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self
+            .hosts
+            .iter()
+            .flat_map(|h| &h.routes)
+            .filter_map(|r| match &r.kind {
+                RouteKind::Store(s) => Some(std::path::absolute(&s.dir).unwrap_or(s.dir.clone())),
+                _ => None,
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Every htpasswd file some scope reads (for a sandbox's read list).
+    pub fn htpasswd_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self
+            .hosts
+            .iter()
+            .flat_map(|h| std::iter::once(&h.site).chain(h.routes.iter().map(|r| &r.site)))
+            .filter_map(|s| s.auth.as_ref().map(|a| a.htpasswd.clone()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
 }
 
 /// How the process sets itself up as a service (start-up only: a reload never changes it).
@@ -292,6 +326,8 @@ pub enum RouteKind {
     /// `proxy = "http://HOST:PORT[/path]"` or `"unix:/path"`: requests are passed to that
     /// upstream (its name resolved when the configuration is loaded).
     Proxy(Upstream),
+    /// `store = "DIR"`: a directory that PUT, POST and DELETE write (GET/HEAD as static).
+    Store(StoreConfig),
 }
 
 /// Where a proxy route sends requests.
@@ -315,6 +351,18 @@ pub enum UpstreamAddr {
     /// Every address the name resolved to, tried in order.
     Tcp(Vec<std::net::SocketAddr>),
     Unix(PathBuf),
+}
+
+/// A write-enabled directory route's options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub dir: PathBuf,
+    /// Create missing intermediate directories of a key (else 409).
+    pub create_dirs: bool,
+    /// The JSON listing of the store's root lists the keys of sub-directories too.
+    pub recursive: bool,
+    /// A URL path of the host (`/_all`) that serves the store's JSON listing of keys.
+    pub all: Option<String>,
 }
 
 /// The options a top level, a host or a route may set; each level's values are merged over
@@ -351,6 +399,20 @@ pub struct SiteOptions {
     pub proxy_host: Option<String>,
     /// Keep (and extend) the client's `X-Forwarded-*` and `Forwarded` instead of replacing.
     pub trust_forwarded: bool,
+    /// `allow`/`deny` of the narrowest scope that sets either; `None`: every address.
+    pub access: Option<crate::auth::cidr::Rules>,
+    /// Basic authentication in force (`auth = false` lifts an inherited one).
+    pub auth: Option<AuthConfig>,
+    /// The methods `auth` applies to (upper case); `None`: every method.
+    pub auth_methods: Option<Vec<String>>,
+}
+
+/// `auth = { realm = "...", htpasswd = "FILE" }`: the file checked (absolute, read when
+/// the configuration is loaded and again whenever it changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub realm: String,
+    pub htpasswd: PathBuf,
 }
 
 impl Default for SiteOptions {
@@ -371,6 +433,9 @@ impl Default for SiteOptions {
             proxy_timeout: 60_000,
             proxy_host: None,
             trust_forwarded: false,
+            access: None,
+            auth: None,
+            auth_methods: None,
         }
     }
 }

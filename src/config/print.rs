@@ -64,6 +64,11 @@ pub(super) fn to_toml(cfg: &Config) -> String {
         &cfg.cache.max_entries.to_string(),
     );
     line(&mut w, "vhost_dirs", &cfg.vhost_dirs.to_string());
+    line(
+        &mut w,
+        "auth_max_failures",
+        &cfg.auth_max_failures.to_string(),
+    );
     let svc = &cfg.service;
     for (k, v) in [("user", &svc.user), ("group", &svc.group)] {
         if let Some(v) = v {
@@ -165,6 +170,14 @@ fn routes(w: &mut String, h: &Host, root: Option<&Route>, table: &str) {
             RouteKind::Redirect { to, status } => {
                 line(w, "redirect", &quote(to));
                 line(w, "status", &status.to_string());
+            }
+            RouteKind::Store(s) => {
+                line(w, "store", &quote(&abs(&s.dir)));
+                line(w, "create_dirs", &s.create_dirs.to_string());
+                line(w, "recursive", &s.recursive.to_string());
+                if let Some(a) = &s.all {
+                    line(w, "all", &quote(a));
+                }
             }
             RouteKind::Cgi(p) => line(w, "cgi", &quote(&abs(p))),
             RouteKind::Proxy(u) => {
@@ -311,6 +324,47 @@ fn site(w: &mut String, s: &SiteOptions, base: Option<&SiteOptions>) {
         .map(|(n, v)| (n, v.unwrap_or_default()))
         .collect();
     table(w, "headers", &headers);
+    if differs(&|b| b.access == s.access) {
+        if let Some(r) = &s.access {
+            let list = |v: &[crate::auth::cidr::Cidr]| {
+                let items: Vec<String> = v.iter().map(|c| quote(&c.to_string())).collect();
+                format!("[{}]", items.join(", "))
+            };
+            line(w, "allow", &list(&r.allow));
+            line(w, "deny", &list(&r.deny));
+        }
+    }
+    if differs(&|b| b.auth == s.auth) {
+        match &s.auth {
+            Some(a) => {
+                let v = format!(
+                    "{{ realm = {}, htpasswd = {} }}",
+                    quote(&a.realm),
+                    quote(&abs(&a.htpasswd))
+                );
+                line(w, "auth", &v);
+            }
+            None if base.is_some() => line(w, "auth", "false"),
+            None => {}
+        }
+    }
+    if differs(&|b| b.auth_methods == s.auth_methods) {
+        let all: Vec<String> = super::site::AUTH_METHODS
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        match (&s.auth_methods, base) {
+            (Some(m), _) => {
+                let items: Vec<String> = m.iter().map(|m| quote(m)).collect();
+                line(w, "auth_methods", &format!("[{}]", items.join(", ")));
+            }
+            (None, Some(_)) => {
+                let items: Vec<String> = all.iter().map(|m| quote(m)).collect();
+                line(w, "auth_methods", &format!("[{}]", items.join(", ")));
+            }
+            (None, None) => {}
+        }
+    }
 }
 
 /// The entries of `now` that are new or changed against `was`, and `(key, None)` for those

@@ -124,6 +124,49 @@ pub(super) struct RawSite {
     pub proxy_timeout: Option<Duration>,
     pub proxy_host: Option<Spanned<String>>,
     pub trust_forwarded: Option<bool>,
+    pub allow: Option<Spanned<List>>,
+    pub deny: Option<Spanned<List>>,
+    pub auth: Option<Spanned<RawAuth>>,
+    pub auth_methods: Option<Spanned<List>>,
+}
+
+/// `auth = { realm = "...", htpasswd = "FILE" }`, or `auth = false` to lift it.
+#[derive(Debug)]
+pub(super) enum RawAuth {
+    Off,
+    On(RawAuthTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthTable {
+    pub realm: Spanned<String>,
+    pub htpasswd: Spanned<String>,
+}
+
+impl<'de> Deserialize<'de> for RawAuth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawAuth, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawAuth;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table { realm = \"...\", htpasswd = \"FILE\" } or false")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<RawAuth, E> {
+                if b {
+                    return Err(E::custom(
+                        "auth = true: give a table { realm = \"...\", htpasswd = \"FILE\" }",
+                    ));
+                }
+                Ok(RawAuth::Off)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawAuth, A::Error> {
+                RawAuthTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawAuth::On)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Declares a table struct with its own fields followed by the per-site options, and
@@ -152,6 +195,10 @@ macro_rules! with_site_options {
             pub proxy_timeout: Option<Duration>,
             pub proxy_host: Option<Spanned<String>>,
             pub trust_forwarded: Option<bool>,
+            pub allow: Option<Spanned<List>>,
+            pub deny: Option<Spanned<List>>,
+            pub auth: Option<Spanned<RawAuth>>,
+            pub auth_methods: Option<Spanned<List>>,
         }
 
         impl $name {
@@ -173,6 +220,10 @@ macro_rules! with_site_options {
                     proxy_timeout: self.proxy_timeout.take(),
                     proxy_host: self.proxy_host.take(),
                     trust_forwarded: self.trust_forwarded.take(),
+                    allow: self.allow.take(),
+                    deny: self.deny.take(),
+                    auth: self.auth.take(),
+                    auth_methods: self.auth_methods.take(),
                 }
             }
         }
@@ -219,6 +270,7 @@ with_site_options! {
         sandbox_read: Option<Spanned<List>>,
         sandbox_exec: Option<Spanned<List>>,
         sandbox_write: Option<Spanned<List>>,
+        auth_max_failures: Option<Spanned<i64>>,
         #[allow(dead_code)] // listed for "expected one of"; read table by table
         route: Option<IgnoredAny>,
         #[allow(dead_code)]
@@ -256,5 +308,9 @@ with_site_options! {
         fallback: Option<Spanned<String>>,
         run: Option<Table>,
         command: Option<Spanned<List>>,
+        store: Option<Spanned<String>>,
+        create_dirs: Option<Spanned<bool>>,
+        recursive: Option<Spanned<bool>>,
+        all: Option<Spanned<String>>,
     }
 }

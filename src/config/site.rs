@@ -9,8 +9,9 @@ use toml::Spanned;
 use super::build::Errors;
 use super::cli::Overrides;
 use super::file::quote;
-use super::raw::{RawSite, Table};
-use super::{values, SiteOptions};
+use super::raw::{List, RawAuth, RawAuthTable, RawSite, Table};
+use super::{values, AuthConfig, SiteOptions};
+use crate::auth::cidr::{Cidr, Rules};
 use crate::fs::MimeTable;
 
 #[derive(Debug, Default)]
@@ -35,6 +36,11 @@ pub(super) struct Layer {
     /// `""`: pass the client's `Host` (turns an inherited value off).
     proxy_host: Option<String>,
     trust_forwarded: Option<bool>,
+    /// Set when this level gives `allow` or `deny` (the other list then empty).
+    access: Option<Rules>,
+    /// `Some(None)`: `auth = false`.
+    auth: Option<Option<AuthConfig>>,
+    auth_methods: Option<Vec<String>>,
 }
 
 impl Layer {
@@ -127,6 +133,21 @@ impl Layer {
             }
         }
         l.trust_forwarded = raw.trust_forwarded;
+        if raw.allow.is_some() || raw.deny.is_some() {
+            l.access = Some(Rules {
+                allow: cidrs(e, file, "allow", raw.allow.as_ref()),
+                deny: cidrs(e, file, "deny", raw.deny.as_ref()),
+            });
+        }
+        if let Some(a) = &raw.auth {
+            l.auth = Some(match a.get_ref() {
+                RawAuth::Off => None,
+                RawAuth::On(t) => auth(e, file, t),
+            });
+        }
+        if let Some(list) = &raw.auth_methods {
+            l.auth_methods = Some(methods(e, file, list));
+        }
         l
     }
 
@@ -207,6 +228,15 @@ impl Layer {
         }
         o.headers
             .sort_by_cached_key(|(n, _)| n.to_ascii_lowercase());
+        if let Some(a) = &self.access {
+            o.access = Some(a.clone());
+        }
+        if let Some(a) = &self.auth {
+            o.auth.clone_from(a);
+        }
+        if let Some(m) = &self.auth_methods {
+            o.auth_methods = Some(m.clone());
+        }
         o
     }
 }
@@ -284,4 +314,104 @@ fn headers(e: &mut Errors, file: usize, table: Option<&Table>) -> Vec<(String, O
         }
     }
     out
+}
+
+fn cidrs(e: &mut Errors, file: usize, key: &str, list: Option<&Spanned<List>>) -> Vec<Cidr> {
+    let mut out = Vec::new();
+    let Some(list) = list else { return out };
+    for (span, item) in &list.get_ref().0 {
+        match Cidr::parse(item) {
+            Ok(c) => out.push(c),
+            Err(m) => e.at(
+                file,
+                span.as_ref().unwrap_or(&list.span()),
+                format!("{key}: {m}"),
+            ),
+        }
+    }
+    out
+}
+
+/// The methods `auth_methods` may name (those tern answers).
+pub(super) const AUTH_METHODS: [&str; 7] =
+    ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"];
+
+fn methods(e: &mut Errors, file: usize, list: &Spanned<List>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if list.get_ref().0.is_empty() {
+        e.at(
+            file,
+            &list.span(),
+            "auth_methods = []: name at least one method (or remove auth)",
+        );
+    }
+    for (span, item) in &list.get_ref().0 {
+        let at = span.as_ref().unwrap_or(&list.span()).clone();
+        if !AUTH_METHODS.contains(&item.as_str()) {
+            let msg = format!(
+                "auth_methods: {} is not one of {} (method names are case-sensitive)",
+                quote(item),
+                AUTH_METHODS.join(", ")
+            );
+            e.at(file, &at, msg);
+        } else if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    out
+}
+
+/// `auth = { realm, htpasswd }`: the realm must fit in a quoted string; the htpasswd file is
+/// read now, and any bad line (plain text, DES crypt, an unknown scheme) fails the load.
+fn auth(e: &mut Errors, file: usize, t: &RawAuthTable) -> Option<AuthConfig> {
+    let realm = t.realm.get_ref();
+    let mut ok = true;
+    if realm.is_empty()
+        || realm
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        e.at(
+            file,
+            &t.realm.span(),
+            format!(
+                "auth realm {}: expected a non-empty name without quotes, backslashes or control characters",
+                quote(realm)
+            ),
+        );
+        ok = false;
+    }
+    let raw = t.htpasswd.get_ref();
+    if raw.is_empty() {
+        e.at(file, &t.htpasswd.span(), "htpasswd = \"\": expected a file");
+        return None;
+    }
+    let path = super::build::in_dir(&e.files[file].dir, raw);
+    let path = std::path::absolute(&path).unwrap_or(path);
+    let shown = format!("htpasswd {} ({})", quote(raw), path.display());
+    match std::fs::read(e.outside(&path)) {
+        Err(err) => {
+            let msg = format!("{shown}: {}", super::io_reason(&err));
+            e.at(file, &t.htpasswd.span(), msg);
+            return None;
+        }
+        Ok(text) => match crate::auth::htpasswd::parse_file(&text) {
+            Ok(h) if h.users.is_empty() => {
+                e.at(file, &t.htpasswd.span(), format!("{shown}: no users"));
+                return None;
+            }
+            Ok(_) => {}
+            Err(errs) => {
+                for le in errs {
+                    let msg = format!("{shown} line {}: {}", le.line, le.msg);
+                    e.at(file, &t.htpasswd.span(), msg);
+                }
+                return None;
+            }
+        },
+    }
+    ok.then(|| AuthConfig {
+        realm: realm.clone(),
+        htpasswd: path,
+    })
 }

@@ -105,6 +105,10 @@ pub(super) struct Pending {
     expect: bool,
     max_body: u64,
     stream: Stream,
+    /// Where the head of the pending request starts in the read buffer, and its length
+    /// (for [`Conn::restart`]).
+    head_at: usize,
+    head_len: usize,
     /// After an internal redirect the body is not the new target's: it sees none.
     detached: bool,
     redirects: u8,
@@ -126,6 +130,8 @@ impl Default for Pending {
             expect: false,
             max_body: 0,
             stream: Stream::NotStarted,
+            head_at: 0,
+            head_len: 0,
             detached: false,
             redirects: 0,
         }
@@ -169,6 +175,8 @@ impl Conn {
             expect: body_left && req.expect_continue && req.version == Version::Http11,
             max_body: how.max_body,
             stream: Stream::NotStarted,
+            head_at: b.start - len,
+            head_len: len,
             detached: false,
             redirects: 0,
         };
@@ -359,6 +367,41 @@ impl Conn {
             self.bufs_close(&mut b, CloseReason::StreamBroken);
         }
         self.bufs = Some(b);
+    }
+
+    /// Takes the pending request back as if it had not been parsed yet: the connection
+    /// returns to `ReadHead` and serves the same head again on its next turn. For a check
+    /// that had to run off the loop before the request could be routed (a password hash):
+    /// its verdict is remembered, so the second time the request goes on at once. Only
+    /// while nothing is answered and the body is untouched (`Hold`/`Discard`, none taken)
+    /// and the head is still where it was, and not after an internal redirect (whose head
+    /// is not in the read buffer); `false` otherwise (then redirect to a copy of the head,
+    /// or answer).
+    pub fn restart(&mut self, now: Millis, lim: &Limits) -> bool {
+        if self.phase != Phase::Await {
+            return false;
+        }
+        let Some(b) = self.bufs.as_mut() else {
+            return false;
+        };
+        let p = &b.pending;
+        let untouched = p.stream == Stream::NotStarted
+            && p.body != BodyUse::Forward
+            && b.body_seen == 0
+            && !p.detached
+            && p.redirects == 0
+            && p.head_len > 0
+            && b.start == p.head_at + p.head_len;
+        if !untouched {
+            return false;
+        }
+        b.start = p.head_at;
+        b.scanned = 0;
+        b.pending = Pending::default();
+        self.served = self.served.saturating_sub(1);
+        self.t_input = now + lim.header_timeout;
+        self.set_phase(Phase::ReadHead);
+        true
     }
 
     /// Whether the connection waits for a late answer (and may have a sink or source bound).

@@ -619,3 +619,6 @@ fn peer_ip_turns_mapped_ipv4_back_into_ipv4() {
 
 #[path = "tests_await.rs"]
 mod late;
+
+#[path = "tests_restart.rs"]
+mod restart;

@@ -141,4 +141,19 @@ pub trait Heads {
     fn error(&mut self, site: &Rc<Site>, out: &mut Out, status: u16, persist: Persist) -> u64;
     fn access(&mut self, site: &Site, access: &Access<'_>);
     fn log(&mut self, level: Level, msg: std::fmt::Arguments<'_>);
+    /// As [`Heads::error`], with `extra` header lines (a 401's challenge). Returns the body
+    /// length.
+    fn error_with(
+        &mut self,
+        site: &Rc<Site>,
+        out: &mut Out,
+        status: u16,
+        persist: Persist,
+        extra: &[u8],
+    ) -> u64;
+    /// A password hash computed off the loop came back: remembered when good, counted
+    /// against the address when not. Whether to admit.
+    /// The store wrote or removed `rel` beneath `root`: the file cache forgets it now.
+    fn forget(&mut self, root: crate::fs::RootId, rel: &[u8]);
+    fn auth_verdict(&mut self, job: &crate::auth::state::HashJob, ok: bool, now: Millis) -> bool;
 }

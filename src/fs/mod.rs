@@ -153,6 +153,9 @@ pub trait Fs {
     /// Lists the directory `rel` into `out` (cleared first), unsorted, including dotfiles.
     /// Entries that resolve outside the root are left out.
     fn list(&mut self, root: RootId, rel: &[u8], out: &mut Vec<ListEntry>) -> Result<(), FsError>;
+    /// Drops anything cached about `rel` (and the directories above it): it was just
+    /// written. Nothing to do where nothing is cached.
+    fn forget(&mut self, _root: RootId, _rel: &[u8]) {}
 }
 
 #[cfg(test)]

@@ -160,6 +160,8 @@ struct Root {
     fd: OwnedFd,
     path: PathBuf,
     mime: MimeTable,
+    /// A store's directory: files typed by their stored type, no precompressed variants.
+    store: bool,
     cache: HashMap<Box<[u8]>, Cached, BuildHasherDefault<FxHasher>>,
 }
 
@@ -220,10 +222,20 @@ impl RealFs {
     /// The id of the directory `path` typed with `mime`: an existing root when one has the
     /// same real path and table (so its cache is kept across reloads), else a new one.
     pub fn add_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId> {
+        self.add_root_as(path, mime, false)
+    }
+
+    /// A store's directory (see [`crate::store`]): each file's type is the one stored with
+    /// it, and no precompressed variant is looked for (a client could upload `KEY.gz`).
+    pub fn add_store_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId> {
+        self.add_root_as(path, mime, true)
+    }
+
+    fn add_root_as(&mut self, path: &Path, mime: &MimeTable, store: bool) -> io::Result<RootId> {
         let real = std::fs::canonicalize(path)?;
         let found = self.roots.iter().position(|r| {
             r.as_ref()
-                .is_some_and(|r| r.path == real && r.mime == *mime)
+                .is_some_and(|r| r.path == real && r.mime == *mime && r.store == store)
         });
         if let Some(i) = found {
             return Ok(i as RootId);
@@ -233,6 +245,7 @@ impl RealFs {
             fd,
             path: real,
             mime: mime.clone(),
+            store,
             cache: HashMap::default(),
         };
         let slot = self.roots.iter().position(Option::is_none);
@@ -555,7 +568,8 @@ impl RealFs {
             Node::Dir(meta.0)
         } else if meta.1 == Kind::File && kind == Kind::File {
             let mut entry = self.load(root, rel, file, meta.0, &mut cacheable);
-            if self.cfg.precompressed && !VARIANTS.iter().any(|s| rel.ends_with(s)) {
+            let store = self.root(root).is_some_and(|r| r.store);
+            if self.cfg.precompressed && !store && !VARIANTS.iter().any(|s| rel.ends_with(s)) {
                 self.find_variants(root, rel, &mut entry, &mut wds, &mut cacheable);
             }
             Node::File(Rc::new(entry))
@@ -650,6 +664,11 @@ impl RealFs {
         meta: Meta,
         cacheable: &mut bool,
     ) -> FileEntry {
+        let stored = if self.root(root).is_some_and(|r| r.store) {
+            self.stored_type(root, rel, &file)
+        } else {
+            None
+        };
         let fits = *cacheable
             && meta.size <= self.cfg.mem_file_max
             && self.mem_held + meta.size <= self.cfg.mem_total;
@@ -662,11 +681,43 @@ impl RealFs {
                 Body::File(Rc::new(file))
             }
         };
-        let content_type = match self.root(root) {
-            Some(r) => r.mime.content_type(rel),
-            None => MimeTable::default().content_type(rel),
+        let content_type = match (stored, self.root(root)) {
+            (Some(t), _) => t.into_boxed_str(),
+            (None, Some(r)) => r.mime.content_type(rel),
+            (None, None) => MimeTable::default().content_type(rel),
         };
         FileEntry::new(meta, body, content_type)
+    }
+
+    /// The type stored with a store's value: its `user.mime_type` attribute, else its
+    /// sidecar `.NAME.mime_type` beside it.
+    fn stored_type(&mut self, root: RootId, rel: &[u8], file: &File) -> Option<String> {
+        let name = &rel[memchr::memrchr(b'/', rel).map_or(0, |i| i + 1)..];
+        let cname = std::ffi::CString::new(name).ok()?;
+        if let Some(t) = crate::store::stored_type(file, None, &cname) {
+            return Some(t);
+        }
+        let mut side = rel[..rel.len() - name.len()].to_vec();
+        side.extend_from_slice(crate::store::sidecar_name(&cname).to_bytes());
+        let f = self.open_contained(root, &side).ok()?;
+        let mut s = String::new();
+        f.take(crate::store::MAX_TYPE as u64)
+            .read_to_string(&mut s)
+            .ok()?;
+        crate::store::valid_type(&s).then_some(s)
+    }
+
+    /// Drops what is cached for `rel` beneath `root` and for every directory above it: the
+    /// store wrote or removed it just now, and the next request (maybe already pipelined)
+    /// must see that before inotify tells.
+    pub fn forget(&mut self, root: RootId, rel: &[u8]) {
+        self.invalidate(root, rel);
+        let mut end = rel.len();
+        while let Some(i) = memchr::memrchr(b'/', &rel[..end]) {
+            self.invalidate(root, &rel[..i]);
+            end = i;
+        }
+        self.invalidate(root, b"");
     }
 
     fn drop_unused(&mut self, wds: &[i32]) {
@@ -708,6 +759,10 @@ fn read_all(mut f: &File, size: u64) -> Option<Rc<[u8]>> {
 }
 
 impl Fs for RealFs {
+    fn forget(&mut self, root: RootId, rel: &[u8]) {
+        RealFs::forget(self, root, rel);
+    }
+
     fn lookup(&mut self, root: RootId, rel: &[u8]) -> Result<Node, FsError> {
         if let Some(Some(r)) = self.roots.get(root as usize) {
             if let Some(c) = r.cache.get(rel) {

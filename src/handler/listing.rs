@@ -141,7 +141,7 @@ pub fn json(buf: &mut Vec<u8>, entries: &[ListEntry]) {
 }
 
 /// JSON string escaping (RFC 8259 §7) for UTF-8 input.
-fn push_json_escaped(buf: &mut Vec<u8>, s: &[u8]) {
+pub fn push_json_escaped(buf: &mut Vec<u8>, s: &[u8]) {
     for &b in s {
         match b {
             b'"' => buf.extend_from_slice(b"\\\""),

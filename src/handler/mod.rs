@@ -2,11 +2,13 @@
 //! path under the root, and hands files and directories to [`static_files`]. Error
 //! responses, the access log and the error log are written here, in one place.
 mod cgi;
+mod guard;
 pub mod listing;
 mod proxy;
 mod redirect;
 pub mod route;
 pub mod static_files;
+mod store;
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -51,6 +53,32 @@ pub struct Site {
     pub proxy_timeout: crate::conn::Millis,
     pub proxy_host: Option<Box<[u8]>>,
     pub trust_forwarded: bool,
+    /// `allow`/`deny`, checked before anything else.
+    pub access: Option<crate::auth::cidr::Rules>,
+    /// Basic authentication in force.
+    pub auth: Option<SiteAuth>,
+}
+
+/// `auth` as the handler reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteAuth {
+    pub htpasswd: std::path::PathBuf,
+    /// Index into the router's `htpasswd` (set when the router is built).
+    pub file: usize,
+    /// `WWW-Authenticate: Basic realm="...", charset="UTF-8"\r\n`.
+    pub challenge: Box<[u8]>,
+    /// Bit `1 << method` for each protected method.
+    pub methods: u16,
+}
+
+impl SiteAuth {
+    pub fn covers(&self, m: Method) -> bool {
+        self.methods & (1 << m as u16) != 0
+    }
+}
+
+fn method_bit(name: &str) -> u16 {
+    1 << Method::parse(name.as_bytes()) as u16
 }
 
 impl Site {
@@ -70,6 +98,22 @@ impl Site {
             headers: headers.into(),
             log: None,
             max_body: o.max_body,
+            access: o.access.clone(),
+            auth: o.auth.as_ref().map(|a| {
+                let mut challenge = Vec::new();
+                let value = format!("Basic realm=\"{}\", charset=\"UTF-8\"", a.realm);
+                response::header(&mut challenge, b"WWW-Authenticate", value.as_bytes());
+                let methods = match &o.auth_methods {
+                    Some(list) => list.iter().fold(0, |m, n| m | method_bit(n)),
+                    None => u16::MAX,
+                };
+                SiteAuth {
+                    htpasswd: a.htpasswd.clone(),
+                    file: usize::MAX,
+                    challenge: challenge.into(),
+                    methods,
+                }
+            }),
             cgi_timeout: o.cgi_timeout,
             cgi_max_processes: o.cgi_max_processes,
             cgi_env: o.cgi_env.clone(),
@@ -145,6 +189,8 @@ pub struct Handler<F: Fs> {
     /// What the server binds to the connection of a pending request (taken after each
     /// turn of the connection: a pending request stops parsing, so there is at most one).
     pub started: Option<Box<dyn crate::dynamic::Task>>,
+    /// Basic authentication's files, cache and limiter.
+    pub auth: crate::auth::state::Auth,
     /// CGI children running (until reaped), against `cgi_max_processes`.
     cgi_running: Rc<std::cell::Cell<usize>>,
 }
@@ -156,7 +202,7 @@ impl<F: Fs> Handler<F> {
         let mut common = Vec::with_capacity(64);
         HeadCtx::common(&mut common, date.text(), server.as_deref());
         let site = Rc::clone(&router.hosts[router.default].site);
-        Handler {
+        let mut h = Handler {
             common,
             fs,
             router: Rc::new(router),
@@ -183,6 +229,18 @@ impl<F: Fs> Handler<F> {
             pending: None,
             started: None,
             cgi_running: Rc::default(),
+            auth: crate::auth::state::Auth::new(10),
+        };
+        h.load_htpasswd();
+        h
+    }
+
+    /// Reads the router's htpasswd files (at start and on reload; the cache goes with the
+    /// old ones).
+    fn load_htpasswd(&mut self) {
+        let router = Rc::clone(&self.router);
+        for note in self.auth.set_files(&router.htpasswd, 0) {
+            self.log(Level::Error, format_args!("{note}"));
         }
     }
 
@@ -410,6 +468,7 @@ impl<F: Fs> Handler<F> {
         self.router = Rc::new(router);
         self.site = Rc::clone(&self.router.hosts[self.router.default].site);
         self.last_raw_len = usize::MAX;
+        self.load_htpasswd();
     }
 
     /// Answers the current request later: the connection waits in `Phase::Await` (body used
@@ -466,6 +525,14 @@ impl<F: Fs> Handler<F> {
             Method::Get | Method::Head => {}
             // These are answered before the host is known: no HSTS line is left over from
             // an earlier request.
+            Method::Other | Method::Connect | Method::Options
+                if (ex.req.method != Method::Options || target == b"*")
+                    && self.refused_before_routing(ex.peer) =>
+            {
+                self.hsts_host = None;
+                self.use_site(self.router.default, None);
+                return self.error(out, 403, ex.persist, b"");
+            }
             Method::Other => {
                 self.hsts_host = None;
                 ex.persist.keep_alive &= !ex.req.has_body();
@@ -504,6 +571,9 @@ impl<F: Fs> Handler<F> {
             Match::Route { route, rest } => (route, rest),
             Match::AddSlash => {
                 self.use_site(host_idx, None);
+                if let Some(sent) = self.guard(ex, out) {
+                    return sent;
+                }
                 if !matches!(ex.req.method, Method::Get | Method::Head) {
                     return self.error(out, 404, ex.persist, b"");
                 }
@@ -512,6 +582,9 @@ impl<F: Fs> Handler<F> {
             }
             Match::None => {
                 self.use_site(host_idx, None);
+                if let Some(sent) = self.guard(ex, out) {
+                    return sent;
+                }
                 return self.error(out, 404, ex.persist, b"");
             }
         };
@@ -521,6 +594,9 @@ impl<F: Fs> Handler<F> {
         }
         let action = route.kind;
         (self.url, self.fs_at, self.root) = (0, rest, route.root);
+        if let Some(sent) = self.guard(ex, out) {
+            return sent;
+        }
         let at = RouteAt {
             host: host_idx,
             route: route_idx,
@@ -543,6 +619,24 @@ impl<F: Fs> Handler<F> {
                     query,
                     info.trailing_slash,
                 )
+            }
+            Kind::Store => self.store(ex, out, info, path, query, at),
+            Kind::StoreAll => {
+                let router = Rc::clone(&self.router);
+                match (
+                    &router.hosts[host_idx].routes[route_idx].action,
+                    ex.req.method,
+                ) {
+                    (
+                        Action::StoreAll {
+                            root,
+                            recursive,
+                            prefix,
+                        },
+                        Method::Get | Method::Head,
+                    ) => self.all_keys(ex, out, *root, *recursive, prefix),
+                    _ => self.not_allowed(out, ex.persist),
+                }
             }
             Kind::Cgi | Kind::Script => cgi::serve(self, ex, out, info, query, at),
             Kind::Proxy => proxy::serve(self, ex, out, query, at, info.trailing_slash),
@@ -592,12 +686,22 @@ impl<F: Fs> Handler<F> {
             Err(e) => return static_files::bad_request(self, ex, out, e.reason()),
         };
         (self.url, self.fs_at, self.root) = (0, 0, root);
+        if let Some(sent) = self.guard(ex, out) {
+            return sent;
+        }
         match ex.req.method {
             Method::Get | Method::Head => {}
             Method::Options => return self.options(out, ex.persist),
             _ => return self.not_allowed(out, ex.persist),
         }
         static_files::serve(self, ex, out, info, query, RouteAt { host: 0, route: 0 })
+    }
+
+    /// Requests answered before routing (unknown methods, `OPTIONS *`, CONNECT, heads that
+    /// cannot be parsed) are held to the default host's address rules.
+    fn refused_before_routing(&self, peer: IpAddr) -> bool {
+        let site = &self.router.hosts[self.router.default].site;
+        site.access.as_ref().is_some_and(|r| !r.admits(peer))
     }
 
     /// Makes the options of a host (`route: None`) or of one of its routes current, and its
@@ -699,7 +803,12 @@ impl<F: Fs> Service for Handler<F> {
         self.use_site(self.router.default, None);
         self.hsts_host = None;
         let log = self.site.log;
-        let sent = self.error(out, err.status(), persist, b"");
+        let status = if self.refused_before_routing(peer) {
+            403
+        } else {
+            err.status()
+        };
+        let sent = self.error(out, status, persist, b"");
         self.log(
             Level::Info,
             format_args!("{peer}: {} {}", sent.status, err.reason()),
@@ -776,5 +885,32 @@ impl<F: Fs> crate::dynamic::Heads for Handler<F> {
 
     fn log(&mut self, level: Level, msg: std::fmt::Arguments<'_>) {
         Handler::log(self, level, msg);
+    }
+
+    fn error_with(
+        &mut self,
+        site: &Rc<Site>,
+        out: &mut Out,
+        status: u16,
+        persist: Persist,
+        extra: &[u8],
+    ) -> u64 {
+        if !Rc::ptr_eq(site, &self.site) {
+            self.site = Rc::clone(site);
+        }
+        self.error(out, status, persist, extra).body
+    }
+
+    fn forget(&mut self, root: RootId, rel: &[u8]) {
+        self.fs.forget(root, rel);
+    }
+
+    fn auth_verdict(
+        &mut self,
+        job: &crate::auth::state::HashJob,
+        ok: bool,
+        now: crate::conn::Millis,
+    ) -> bool {
+        self.hash_verdict(job, ok, now)
     }
 }

@@ -17,6 +17,7 @@ use super::Site;
 use crate::config::{Config, RouteKind};
 use crate::fs::{FxHasher, MimeTable, RootId};
 use crate::http::path::normalize;
+use crate::http::response;
 use crate::log::{LogFormat, LogTarget};
 
 type FxMap<V> = HashMap<Box<[u8]>, V, BuildHasherDefault<FxHasher>>;
@@ -29,11 +30,19 @@ pub const MAX_HOST: usize = 255;
 pub trait Roots {
     /// The id of the directory `path`, its files typed with `mime`.
     fn add_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId>;
+    /// A store's directory: its files typed by what was stored with them (`mime` for the
+    /// rest), and no precompressed variants.
+    fn add_store_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId> {
+        self.add_root(path, mime)
+    }
 }
 
 impl Roots for crate::fs::RealFs {
     fn add_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId> {
         crate::fs::RealFs::add_root(self, path, mime)
+    }
+    fn add_store_root(&mut self, path: &Path, mime: &MimeTable) -> io::Result<RootId> {
+        crate::fs::RealFs::add_store_root(self, path, mime)
     }
 }
 
@@ -53,6 +62,20 @@ pub enum Action {
     File { root: RootId, name: Box<[u8]> },
     /// `Location: to` (plus the rest of the path and the query when `to` ends with `/`).
     Redirect { to: Box<[u8]>, status: u16 },
+    /// A write-enabled directory: read as `Static` through `root`, written through `dir`.
+    Store {
+        root: RootId,
+        dir: std::sync::Arc<std::os::fd::OwnedFd>,
+        create_dirs: bool,
+        recursive: bool,
+    },
+    /// A store's `all` path: the JSON listing of every key of the store at route `route`.
+    StoreAll {
+        root: RootId,
+        recursive: bool,
+        /// The store route's prefix (the listing's links start with it).
+        prefix: Box<[u8]>,
+    },
     /// Files beneath a directory run as CGI scripts (`cgi = "DIR"`).
     Cgi { root: RootId },
     /// Requests passed to an upstream (`proxy = "http://..."`).
@@ -93,6 +116,8 @@ pub enum Kind {
     Static,
     File,
     Redirect,
+    Store,
+    StoreAll,
     /// `cgi = "DIR"`.
     Cgi,
     /// A static route with `run`: files with a mapped extension are scripts.
@@ -106,8 +131,8 @@ impl Kind {
     /// offered to it, up to its `max_body`, instead of being refused with 413 at once).
     pub fn reads_body(self) -> bool {
         match self {
-            Kind::Cgi | Kind::Script | Kind::Proxy => true,
-            Kind::Static | Kind::File | Kind::Redirect => false,
+            Kind::Cgi | Kind::Script | Kind::Proxy | Kind::Store => true,
+            Kind::Static | Kind::File | Kind::Redirect | Kind::StoreAll => false,
         }
     }
 }
@@ -286,6 +311,8 @@ pub struct Router {
     pub plain: Option<RootId>,
     /// The distinct access logs hosts write to.
     pub logs: Vec<(LogTarget, LogFormat)>,
+    /// The distinct htpasswd files sites check (a site's `auth.file` indexes this).
+    pub htpasswd: Vec<std::path::PathBuf>,
 }
 
 impl Router {
@@ -302,6 +329,7 @@ impl Router {
             named: false,
             plain: None,
             logs: Vec::new(),
+            htpasswd: Vec::new(),
         };
         let top_log = cfg.hosts.first().and_then(|h| h.access_log.clone());
         for (i, host) in cfg.hosts.iter().enumerate() {
@@ -318,8 +346,10 @@ impl Router {
                 });
             let mut vhost = build_vhost(host, fs)?;
             Rc::make_mut(&mut vhost.site).log = log;
+            router.number_htpasswd(Rc::make_mut(&mut vhost.site));
             for r in &mut vhost.routes {
                 Rc::make_mut(&mut r.site).log = log;
+                router.number_htpasswd(Rc::make_mut(&mut r.site));
                 // One Rc for equal options: the handler then skips re-pointing its site.
                 if r.site == vhost.site {
                     r.site = Rc::clone(&vhost.site);
@@ -391,6 +421,20 @@ impl Router {
             named: false,
             plain: None,
             logs: Vec::new(),
+            htpasswd: Vec::new(),
+        }
+    }
+
+    /// Points a site's `auth` at its file's index, adding the file if it is new.
+    fn number_htpasswd(&mut self, site: &mut Site) {
+        if let Some(a) = &mut site.auth {
+            a.file = match self.htpasswd.iter().position(|p| *p == a.htpasswd) {
+                Some(i) => i,
+                None => {
+                    self.htpasswd.push(a.htpasswd.clone());
+                    self.htpasswd.len() - 1
+                }
+            };
         }
     }
 
@@ -447,9 +491,11 @@ impl Router {
             }
             for r in &h.routes {
                 match r.action {
-                    Action::Static { root } | Action::File { root, .. } | Action::Cgi { root } => {
-                        v.push(root)
-                    }
+                    Action::Static { root }
+                    | Action::File { root, .. }
+                    | Action::Cgi { root }
+                    | Action::Store { root, .. }
+                    | Action::StoreAll { root, .. } => v.push(root),
                     Action::Redirect { .. } | Action::Proxy { .. } => {}
                 }
             }
@@ -476,6 +522,7 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
             line.into()
         }),
     };
+    let mut extra = Vec::new();
     for r in &host.routes {
         let is_dir = r.prefix.ends_with('/');
         let action = match &r.kind {
@@ -510,6 +557,28 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
                 to: to.as_bytes().into(),
                 status: *status,
             },
+            RouteKind::Store(st) => {
+                let root = fs
+                    .add_store_root(&st.dir, &r.site.mime)
+                    .map_err(|e| format!("store {}: {e}", st.dir.display()))?;
+                let dir = crate::sys::fs::open_dir(&st.dir)
+                    .map_err(|e| format!("store {}: {e}", st.dir.display()))?;
+                if let Some(all) = &st.all {
+                    extra.push((
+                        all.clone(),
+                        root,
+                        st.recursive,
+                        r.site.clone(),
+                        r.prefix.clone(),
+                    ));
+                }
+                Action::Store {
+                    root,
+                    dir: std::sync::Arc::new(dir),
+                    create_dirs: st.create_dirs,
+                    recursive: st.recursive,
+                }
+            }
             RouteKind::Cgi(path) => Action::Cgi {
                 root: add_root(fs, path, &r.site.mime)?,
             },
@@ -533,26 +602,50 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
             v.file_sig.add(&key);
             v.files.insert(key, idx);
         }
-        let (kind, root) = match &action {
-            Action::Static { root } => (Kind::Static, *root),
-            Action::File { root, .. } => (Kind::File, *root),
-            Action::Redirect { .. } => (Kind::Redirect, 0),
-            Action::Cgi { root } => (Kind::Cgi, *root),
-            Action::Proxy { .. } => (Kind::Proxy, 0),
-        };
+        let (kind, root) = action_kind(&action);
         let kind = if kind == Kind::Static && scripts.is_some() {
             Kind::Script
         } else {
             kind
         };
+        let mut site = Site::from_options(&r.site);
+        if kind == Kind::Store {
+            store_headers(&mut site);
+        }
         v.routes.push(Route {
             prefix: r.prefix.as_bytes().into(),
             kind,
             root,
             action,
-            site: Rc::new(Site::from_options(&r.site)),
+            site: Rc::new(site),
             fallback: r.fallback.as_ref().map(|f| f.as_bytes().into()),
             scripts,
+        });
+    }
+    // Each store's `all` path: one more file route, unless a route already has that path.
+    for (path, root, recursive, opts, store_prefix) in extra {
+        let key: Box<[u8]> = path.trim_matches('/').as_bytes().into();
+        if v.files.contains_key(&key) {
+            return Err(format!(
+                "all = \"{path}\": a route already serves that path"
+            ));
+        }
+        let mut site = Site::from_options(&opts);
+        store_headers(&mut site);
+        v.file_sig.add(&key);
+        v.files.insert(key, v.routes.len());
+        v.routes.push(Route {
+            prefix: path.as_bytes().into(),
+            kind: Kind::StoreAll,
+            root,
+            action: Action::StoreAll {
+                root,
+                recursive,
+                prefix: store_prefix.as_bytes().into(),
+            },
+            site: Rc::new(site),
+            fallback: None,
+            scripts: None,
         });
     }
     // Error pages are URL paths of this host: resolve each through its routes once.
@@ -581,6 +674,41 @@ fn build_vhost<R: Roots>(host: &crate::config::Host, fs: &mut R) -> Result<Vhost
     Ok(v)
 }
 
+fn action_kind(action: &Action) -> (Kind, RootId) {
+    match action {
+        Action::Static { root } => (Kind::Static, *root),
+        Action::File { root, .. } => (Kind::File, *root),
+        Action::Redirect { .. } => (Kind::Redirect, 0),
+        Action::Store { root, .. } => (Kind::Store, *root),
+        Action::StoreAll { root, .. } => (Kind::StoreAll, *root),
+        Action::Cgi { root } => (Kind::Cgi, *root),
+        Action::Proxy { .. } => (Kind::Proxy, 0),
+    }
+}
+
+/// Values of a store are whatever clients sent: never sniffed, never run as the site's
+/// script (a stored `text/html` is sandboxed into a unique origin); and no dotfile is served.
+fn store_headers(site: &mut Site) {
+    // Dotfiles are never keys; under a store they are tern's own (sidecars, uploads in
+    // progress) and stay hidden whatever `dotfiles` says.
+    site.dotfiles = false;
+    let mut h = site.headers.to_vec();
+    for (name, value) in [
+        (&b"X-Content-Type-Options"[..], &b"nosniff"[..]),
+        (b"Content-Security-Policy", b"sandbox"),
+    ] {
+        let line_starts_with = |n: &[u8]| {
+            h.split(|&b| b == b'\n').any(|l| {
+                l.len() > n.len() && l[..n.len()].eq_ignore_ascii_case(n) && l[n.len()] == b':'
+            })
+        };
+        if !line_starts_with(name) {
+            response::header(&mut h, name, value);
+        }
+    }
+    site.headers = h.into();
+}
+
 /// The root and path a URL path (normalised, no leading `/`) names through `v`'s static
 /// routes.
 fn resolve_static(v: &Vhost, rel: &[u8]) -> Option<(RootId, Box<[u8]>)> {
@@ -590,7 +718,11 @@ fn resolve_static(v: &Vhost, rel: &[u8]) -> Option<(RootId, Box<[u8]>)> {
         Match::Route { route, rest } => match &v.routes[route].action {
             Action::Static { root } => Some((*root, norm[rest..].into())),
             Action::File { root, name } => Some((*root, name.clone())),
-            Action::Redirect { .. } | Action::Cgi { .. } | Action::Proxy { .. } => None,
+            Action::Redirect { .. }
+            | Action::Cgi { .. }
+            | Action::Proxy { .. }
+            | Action::Store { .. }
+            | Action::StoreAll { .. } => None,
         },
         _ => None,
     }

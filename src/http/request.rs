@@ -72,6 +72,10 @@ pub struct Request {
     pub accept: Option<Span>,
     pub user_agent: Option<Span>,
     pub referer: Option<Span>,
+    /// `Authorization` (the first one; Basic credentials are read from it).
+    pub authorization: Option<Span>,
+    /// `Content-Type` of the request body (kept with a stored value).
+    pub content_type: Option<Span>,
     pub dups: u16,
 }
 
@@ -465,6 +469,12 @@ fn request_from(
                 }
             }
             (10, b'u') if name_is(name, b"user-agent") => out.user_agent = out.user_agent.or(span),
+            (12, b'c') if name_is(name, b"content-type") => {
+                out.content_type = out.content_type.or(span)
+            }
+            (13, b'a') if name_is(name, b"authorization") => {
+                out.authorization = out.authorization.or(span)
+            }
             (13, b'i') if name_is(name, b"if-none-match") => {
                 single!(if_none_match, dup::IF_NONE_MATCH)
             }

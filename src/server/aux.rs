@@ -57,7 +57,8 @@ impl Server {
                 return;
             };
             if let (true, Some(old)) = (slot.conn.is_awaiting(), slot.aux) {
-                // An internal redirect to another late answer: the new task replaces the
+                // An internal redirect to another late answer, or a request that started
+                // over (`Conn::restart`) and went pending again: the new task replaces the
                 // old one.
                 self.unbind(old);
             }

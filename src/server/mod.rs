@@ -241,6 +241,7 @@ fn build_handler(cfg: &Config, nofile: u64) -> io::Result<Handler<RealFs>> {
     let mut handler = Handler::new(fs, router, cfg.server_name.as_deref(), unix_now());
     handler.access_logs = access_logs;
     handler.error_log = Some(error_log);
+    handler.auth.max_failures = cfg.auth_max_failures;
     // Like nginx, warn rather than refuse when connections may outnumber descriptors:
     // running out is handled (accepting pauses) and never drops a connection.
     let max_conns = cfg.max_connections;

@@ -162,6 +162,7 @@ impl Server {
         h.fs.retain_roots(&keep);
         h.fs.set_cache_config(cfg.cache.clone(), self.nofile);
         h.set_server_name(cfg.server_name.as_deref());
+        h.auth.max_failures = cfg.auth_max_failures;
         h.flush_logs();
         h.access_logs = p.access_logs;
         h.error_log = Some(p.error_log);

@@ -91,7 +91,7 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
 }
 
 /// File metadata as tern uses it (from `fstatat`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
     pub mode: u32,
     pub size: u64,

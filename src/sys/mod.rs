@@ -15,6 +15,7 @@ pub mod notify;
 pub mod process;
 pub mod rlimit;
 pub mod signal;
+pub mod store;
 
 use std::io;
 

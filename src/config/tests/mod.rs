@@ -186,7 +186,7 @@ fn unknown_keys() {
     assert!(
         e.starts_with(
             "tern.toml:3:1: unknown key \"statik\" in [vhost.\"a\".route.\"/x/\"]; expected one \
-             of static, redirect, cgi, proxy, status, fallback, run, command, index,"
+             of static, redirect, cgi, proxy, status, fallback, run, command, store, create_dirs, recursive, all, index,"
         ),
         "{e}"
     );
@@ -425,4 +425,25 @@ fn tls_keys_inherit_validate_and_round_trip() {
         let e = e.replace("tern.toml:2:", "tern.toml:1:");
         assert!(e.contains(want), "{text}: {e}");
     }
+}
+
+#[test]
+fn store_dirs_and_htpasswd_files_for_a_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("db")).unwrap();
+    std::fs::write(
+        dir.path().join("users"),
+        "u:{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        "[route.\"/db/\"]\nstore = \"db\"\nauth = { realm = \"r\", htpasswd = \"users\" }\n\
+         [route.\"/x/\"]\nstore = \"db\"\n",
+    )
+    .unwrap();
+    let c = crate::config::load(Some(&cfg), &Default::default()).expect("loads");
+    assert_eq!(c.store_dirs(), vec![dir.path().join("db")]);
+    assert_eq!(c.htpasswd_files(), vec![dir.path().join("users")]);
 }
