@@ -738,3 +738,40 @@ fn location_redirects_local_ones_served_by_tern_at_most_ten_deep() {
     let all = String::from_utf8(read_to_close(&mut c)).unwrap();
     assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 2, "{all}");
 }
+
+/// Behind Basic auth a script learns who logged in (`AUTH_TYPE`, `REMOTE_USER`), never the
+/// password or the `Authorization` field; over plain HTTP `HTTPS` is not set.
+#[test]
+fn an_authenticated_request_gives_auth_type_and_remote_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    // {SHA} of "password" (the htpasswd -s form).
+    std::fs::write(&users, "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n").unwrap();
+    let t = start(
+        &format!(
+            "auth = {{ realm = \"r\", htpasswd = {:?} }}",
+            users.display().to_string()
+        ),
+        &[],
+    );
+    script(
+        &t.cgi_dir(),
+        "who",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\n\
+         echo \"type=$AUTH_TYPE user=$REMOTE_USER https=${HTTPS:-unset} \
+         auth=${HTTP_AUTHORIZATION:-unset}\"\n",
+    );
+    let (status, _, _) = get(&t.server, "/cgi-bin/who");
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    // alice:password
+    let req = "GET /cgi-bin/who HTTP/1.0\r\nAuthorization: Basic YWxpY2U6cGFzc3dvcmQ=\r\n\r\n";
+    let mut c = t.server.connect();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(req.as_bytes()).unwrap();
+    let (status, _, body) = split(&read_to_close(&mut c));
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "type=Basic user=alice https=unset auth=unset\n"
+    );
+}

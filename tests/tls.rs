@@ -1223,3 +1223,54 @@ fn a_reload_adds_https_and_a_bad_certificate_keeps_it() {
     assert!(text.contains("does not go with tls_cert"), "{text}");
     assert_eq!(again, (0, b"hello\n".to_vec()));
 }
+
+/// A CGI script reached over HTTPS sees `HTTPS=on`; over plain HTTP it is not set.
+#[test]
+fn cgi_over_https_sees_https_on() {
+    let (site, ca, cert) = setup();
+    let cgi = site.outside("cgi");
+    std::fs::create_dir_all(&cgi).unwrap();
+    let script = cgi.join("env");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\necho \"https=${HTTPS:-unset}\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = site.outside("cgi.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "root = {:?}\n[route.\"/cgi-bin/\"]\ncgi = {:?}\n",
+            site.root().display().to_string(),
+            cgi.display().to_string()
+        ),
+    )
+    .unwrap();
+    let t = Tern::start(
+        site.dir.path(),
+        &[
+            "-c",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-tls",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.0.to_str().unwrap(),
+            "--tls-key",
+            cert.1.to_str().unwrap(),
+        ],
+    );
+    let req = b"GET /cgi-bin/env HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    let over_tls = String::from_utf8_lossy(&tls_raw(&ca, t.https, req)).into_owned();
+    assert!(over_tls.ends_with("\r\n\r\nhttps=on\n"), "{over_tls}");
+    let mut s = TcpStream::connect(t.http).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.write_all(req).unwrap();
+    let mut plain = Vec::new();
+    let _ = s.read_to_end(&mut plain);
+    let plain = String::from_utf8_lossy(&plain);
+    assert!(plain.ends_with("\r\n\r\nhttps=unset\n"), "{plain}");
+}

@@ -217,6 +217,23 @@ fn spec<F: Fs>(
             set("CONTENT_LENGTH", n.to_string().as_bytes());
         }
     }
+    if let crate::conn::Transport::Tls { .. } = ex.transport {
+        set("HTTPS", b"on");
+    }
+    // The request got here past the guard: when the route's authentication covers its
+    // method, it was authenticated (RFC 3875 §4.1.1, §4.1.11); the password never passes.
+    if h.site
+        .auth
+        .as_ref()
+        .is_some_and(|a| a.covers(ex.req.method))
+    {
+        let mut buf = Vec::new();
+        let value = ex.req.authorization.map(|s| s.get(head));
+        if let Some(Ok((user, _))) = value.map(|v| crate::auth::basic::parse(v, &mut buf)) {
+            set("AUTH_TYPE", b"Basic");
+            set("REMOTE_USER", user.as_bytes());
+        }
+    }
     for (name, value) in crate::http::request::header_lines(head) {
         if name.eq_ignore_ascii_case(b"content-type") {
             put(&mut env, "CONTENT_TYPE", value);

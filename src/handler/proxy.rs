@@ -164,11 +164,20 @@ pub(super) fn serve<F: Fs>(
     let peer = ex.peer.to_string();
     xff.push(peer.as_bytes());
     header(&mut req, b"X-Forwarded-For", &xff.join(&b", "[..]));
-    header(&mut req, b"X-Forwarded-Proto", xfp.unwrap_or(b"http"));
+    let proto: &[u8] = match ex.transport {
+        crate::conn::Transport::Tls { .. } => b"https",
+        crate::conn::Transport::Plain => b"http",
+    };
+    header(&mut req, b"X-Forwarded-Proto", xfp.unwrap_or(proto));
     if let Some(h) = xfh.or(client_host) {
         header(&mut req, b"X-Forwarded-Host", h);
     }
-    let mut this = format!("for={};proto=http", forwarded_for(ex.peer)).into_bytes();
+    let mut this = format!(
+        "for={};proto={}",
+        forwarded_for(ex.peer),
+        String::from_utf8_lossy(proto)
+    )
+    .into_bytes();
     if let Some(h) = client_host {
         this.extend_from_slice(b";host=\"");
         this.extend_from_slice(h);
