@@ -354,14 +354,24 @@ impl Conn {
     }
 
     /// The await deadline passed: 504 if nothing was answered yet, else close (the
-    /// stream cannot be finished).
+    /// stream cannot be finished). When the wait was for the client, a forwarded body that
+    /// stopped arriving while its sink had taken all of it, the client is the one too slow:
+    /// 408, as nginx's `client_body_timeout` answers.
     pub(super) fn await_timed_out<S: Service>(&mut self, now: Millis, svc: &mut S, lim: &Limits) {
         let Some(mut b) = self.bufs.take() else {
             return self.close(CloseReason::StreamBroken);
         };
         if b.pending.stream == Stream::NotStarted {
-            let linger = b.pending.body_left;
-            self.fail(&mut b, HttpError::GatewayTimeout, svc, linger);
+            let p = &b.pending;
+            let linger = p.body_left;
+            let client_stalled =
+                p.body == BodyUse::Forward && p.body_left && b.fwd_at == b.fwd.len();
+            let err = if client_stalled {
+                HttpError::BodyTimeout
+            } else {
+                HttpError::GatewayTimeout
+            };
+            self.fail(&mut b, err, svc, linger);
             self.t_send = now + lim.send_timeout;
         } else {
             self.bufs_close(&mut b, CloseReason::StreamBroken);

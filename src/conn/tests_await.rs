@@ -183,6 +183,30 @@ fn the_await_deadline_gives_504_and_can_be_moved() {
 }
 
 #[test]
+fn a_forwarded_body_that_stops_arriving_is_408_not_504() {
+    let mut t = T::new(BodyUse::Forward, 1 << 20);
+    t.send(b"PUT /late HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf");
+    assert_eq!(t.take_body(), b"half");
+    t.conn.set_await_deadline(t.now + 1_000);
+    t.tick(1_100);
+    let out = t.output();
+    assert!(out.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{out}");
+    assert!(out.contains("Connection: close\r\n"));
+}
+
+#[test]
+fn a_sink_that_stops_taking_is_504() {
+    let mut t = T::new(BodyUse::Forward, 1 << 20);
+    t.send(b"PUT /late HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf");
+    // Staged and never taken: the wait is for the sink, not the client.
+    assert_eq!(t.conn.body_data(), b"half");
+    t.conn.set_await_deadline(t.now + 1_000);
+    t.tick(1_100);
+    let out = t.output();
+    assert!(out.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"), "{out}");
+}
+
+#[test]
 fn a_client_that_leaves_while_waiting_closes_the_connection() {
     let mut t = T::new(BodyUse::Discard, 0);
     t.send(LATE);

@@ -83,6 +83,8 @@ pub enum HttpError {
     NotImplemented,
     VersionNotSupported,
     /// A pending request (a CGI child, an upstream) got no answer in time.
+    /// A request body stopped arriving while it was being read (408).
+    BodyTimeout,
     GatewayTimeout,
 }
 
@@ -90,7 +92,7 @@ impl HttpError {
     pub fn status(&self) -> u16 {
         match self {
             HttpError::BadRequest(_) => 400,
-            HttpError::Timeout => 408,
+            HttpError::Timeout | HttpError::BodyTimeout => 408,
             HttpError::LengthRequired => 411,
             HttpError::PayloadTooLarge => 413,
             HttpError::UriTooLong => 414,
@@ -107,6 +109,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(why) => why,
             HttpError::Timeout => "request head timed out",
+            HttpError::BodyTimeout => "request body timed out",
             HttpError::UriTooLong => "request line too long",
             HttpError::HeadTooLarge => "request head too large",
             HttpError::LengthRequired => "length required",
