@@ -78,7 +78,8 @@ fn start() -> T {
              proxy_host = \"backend.internal\"\n\
              [route.\"/quick/\"]\nproxy = \"http://{a}/\"\nproxy_timeout = \"1s\"\n\
              [route.\"/dead/\"]\nproxy = \"http://{dead}/\"\n\
-             [route.\"/unix/\"]\nproxy = \"unix:{u}\"\n",
+             [route.\"/unix/\"]\nproxy = \"unix:{u}\"\n\
+             [route.\"/via/\"]\nproxy = \"http://{a}/\"\nproxy_via = true\n",
             root = site.root(),
             a = app.addr,
             u = unix.addr,
@@ -123,6 +124,21 @@ fn counter(t: &T, what: &str) -> u64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+#[test]
+fn proxy_via_adds_via_both_ways_and_is_off_by_default() {
+    let t = start();
+    let out = text(&get(&t.server, "/via/echo", "Via: 1.0 edge\r\n"));
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(body.starts_with("GET /echo HTTP/1.1\n"), "{body}");
+    // The client's Via goes up first, then tern's (two lines of one list, RFC 9110 §5.3).
+    assert!(body.contains("\nVia: 1.0 edge\nVia: 1.1 tern\n"), "{body}");
+    assert!(head.contains("\r\nVia: 1.1 tern\r\n"), "{head}");
+    let out = text(&get(&t.server, "/app/echo", ""));
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(!body.contains("\nVia:"), "{body}");
+    assert!(!head.contains("\r\nVia:"), "{head}");
 }
 
 #[test]

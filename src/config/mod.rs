@@ -399,6 +399,8 @@ pub struct SiteOptions {
     pub proxy_host: Option<String>,
     /// Keep (and extend) the client's `X-Forwarded-*` and `Forwarded` instead of replacing.
     pub trust_forwarded: bool,
+    /// Add `Via: 1.1 tern` to requests sent upstream and to the responses passed back.
+    pub proxy_via: bool,
     /// `allow`/`deny` of the narrowest scope that sets either; `None`: every address.
     pub access: Option<crate::auth::cidr::Rules>,
     /// Basic authentication in force (`auth = false` lifts an inherited one).
@@ -433,6 +435,7 @@ impl Default for SiteOptions {
             proxy_timeout: 60_000,
             proxy_host: None,
             trust_forwarded: false,
+            proxy_via: false,
             access: None,
             auth: None,
             auth_methods: None,

@@ -36,6 +36,7 @@ pub(super) struct Layer {
     /// `""`: pass the client's `Host` (turns an inherited value off).
     proxy_host: Option<String>,
     trust_forwarded: Option<bool>,
+    proxy_via: Option<bool>,
     /// Set when this level gives `allow` or `deny` (the other list then empty).
     access: Option<Rules>,
     /// `Some(None)`: `auth = false`.
@@ -133,6 +134,7 @@ impl Layer {
             }
         }
         l.trust_forwarded = raw.trust_forwarded;
+        l.proxy_via = raw.proxy_via;
         if raw.allow.is_some() || raw.deny.is_some() {
             l.access = Some(Rules {
                 allow: cidrs(e, file, "allow", raw.allow.as_ref()),
@@ -199,6 +201,7 @@ impl Layer {
             o.proxy_host = (!h.is_empty()).then(|| h.clone());
         }
         o.trust_forwarded = self.trust_forwarded.unwrap_or(o.trust_forwarded);
+        o.proxy_via = self.proxy_via.unwrap_or(o.proxy_via);
         for (code, page) in &self.error_pages {
             o.error_pages.retain(|(c, _)| c != code);
             if let Some(p) = page {

@@ -436,6 +436,10 @@ impl ProxyTask {
                 for (n, v) in &h.fields {
                     response::header(buf, span(*n), span(*v));
                 }
+                if site.proxy_via {
+                    // The upstream spoke HTTP/1.x to tern; its own Via lines came first.
+                    response::header(buf, b"Via", b"1.1 tern");
+                }
                 match h.framing {
                     BodyFraming::Length(n) => response::content_length(buf, n),
                     // HEAD: the same head as GET, so the length the upstream gave.

@@ -53,6 +53,7 @@ pub struct Site {
     pub proxy_timeout: crate::conn::Millis,
     pub proxy_host: Option<Box<[u8]>>,
     pub trust_forwarded: bool,
+    pub proxy_via: bool,
     /// `allow`/`deny`, checked before anything else.
     pub access: Option<crate::auth::cidr::Rules>,
     /// Basic authentication in force.
@@ -120,6 +121,7 @@ impl Site {
             proxy_timeout: o.proxy_timeout,
             proxy_host: o.proxy_host.as_ref().map(|h| h.as_bytes().into()),
             trust_forwarded: o.trust_forwarded,
+            proxy_via: o.proxy_via,
         }
     }
 }

@@ -161,6 +161,14 @@ pub(super) fn serve<F: Fs>(
         }
         header(&mut req, name, value);
     }
+    if site.proxy_via {
+        // RFC 9110 §7.6.3; a client's own Via lines went up above, ours follows them.
+        let v: &[u8] = match ex.req.version {
+            crate::http::Version::Http10 => b"1.0 tern",
+            crate::http::Version::Http11 => b"1.1 tern",
+        };
+        header(&mut req, b"Via", v);
+    }
     let peer = ex.peer.to_string();
     xff.push(peer.as_bytes());
     header(&mut req, b"X-Forwarded-For", &xff.join(&b", "[..]));
