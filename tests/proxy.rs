@@ -79,7 +79,8 @@ fn start() -> T {
              [route.\"/quick/\"]\nproxy = \"http://{a}/\"\nproxy_timeout = \"1s\"\n\
              [route.\"/dead/\"]\nproxy = \"http://{dead}/\"\n\
              [route.\"/unix/\"]\nproxy = \"unix:{u}\"\n\
-             [route.\"/via/\"]\nproxy = \"http://{a}/\"\nproxy_via = true\n",
+             [route.\"/via/\"]\nproxy = \"http://{a}/\"\nproxy_via = true\n\
+             [route.\"/noup/\"]\nproxy = \"http://{a}/\"\nproxy_upgrade = []\n",
             root = site.root(),
             a = app.addr,
             u = unix.addr,
@@ -519,6 +520,29 @@ fn a_wsgi_application_under_gunicorn_over_a_unix_socket() {
     let server = front(&site, &format!("unix:{}", app.addr));
     // unix: upstreams get the request's whole path.
     wsgi_dialogue(&server, "/w/");
+}
+
+#[test]
+fn only_the_protocols_proxy_upgrade_allows_are_passed_on() {
+    let t = start();
+    let ws = "Upgrade: h2c, websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    // Default websocket: picked out of the client's list (h2c is not allowed).
+    let mut c = t.server.connect();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(format!("GET /app/ws HTTP/1.1\r\nHost: x\r\n{ws}\r\n").as_bytes())
+        .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        c.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(text(&head).starts_with("HTTP/1.1 101 "), "{}", text(&head));
+    drop(c);
+    // proxy_upgrade = []: the upstream never sees the Upgrade, so no tunnel.
+    let out = text(&get(&t.server, "/noup/ws", ws));
+    assert!(out.starts_with("HTTP/1.1 426 "), "{out}");
 }
 
 #[test]

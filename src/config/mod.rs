@@ -392,6 +392,8 @@ pub struct SiteOptions {
     pub cgi_max_processes: usize,
     /// Variables of tern's own environment a CGI child inherits.
     pub cgi_env: Vec<String>,
+    /// Protocols a proxy route lets a client switch to (`Upgrade`), lower case.
+    pub proxy_upgrade: Vec<String>,
     /// An upstream that has not connected or sent its response head (or any body byte)
     /// for this long: 504 (or, mid-body, the connection closes).
     pub proxy_timeout: crate::conn::Millis,
@@ -432,6 +434,7 @@ impl Default for SiteOptions {
             cgi_timeout: 30_000,
             cgi_max_processes: 16,
             cgi_env: vec!["PATH".into()],
+            proxy_upgrade: vec!["websocket".into()],
             proxy_timeout: 60_000,
             proxy_host: None,
             trust_forwarded: false,

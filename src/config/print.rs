@@ -286,6 +286,10 @@ fn site(w: &mut String, s: &SiteOptions, base: Option<&SiteOptions>) {
     if differs(&|b| b.proxy_via == s.proxy_via) {
         line(w, "proxy_via", &s.proxy_via.to_string());
     }
+    if differs(&|b| b.proxy_upgrade == s.proxy_upgrade) {
+        let names: Vec<String> = s.proxy_upgrade.iter().map(|n| quote(n)).collect();
+        line(w, "proxy_upgrade", &format!("[{}]", names.join(", ")));
+    }
     if differs(&|b| b.cgi_env == s.cgi_env) {
         let names: Vec<String> = s.cgi_env.iter().map(|n| quote(n)).collect();
         line(w, "cgi_env", &format!("[{}]", names.join(", ")));

@@ -32,6 +32,7 @@ pub(super) struct Layer {
     cgi_timeout: Option<crate::conn::Millis>,
     cgi_max_processes: Option<usize>,
     cgi_env: Option<Vec<String>>,
+    proxy_upgrade: Option<Vec<String>>,
     proxy_timeout: Option<crate::conn::Millis>,
     /// `""`: pass the client's `Host` (turns an inherited value off).
     proxy_host: Option<String>,
@@ -120,6 +121,19 @@ impl Layer {
             }
             l.cgi_env = Some(names);
         }
+        if let Some(list) = raw.proxy_upgrade {
+            let mut protocols = Vec::new();
+            for (span, item) in &list.get_ref().0 {
+                // RFC 9110 §7.8: protocol-name is a token (a version may follow a `/`).
+                if !item.is_empty() && item.bytes().all(|b| crate::http::is_tchar(b) || b == b'/') {
+                    protocols.push(item.to_ascii_lowercase());
+                } else {
+                    let msg = format!("proxy_upgrade: {}: not a protocol name", quote(item));
+                    e.at(file, span.as_ref().unwrap_or(&list.span()), msg);
+                }
+            }
+            l.proxy_upgrade = Some(protocols);
+        }
         l.proxy_timeout = raw.proxy_timeout.map(|d| d.0.max(1));
         if let Some(v) = raw.proxy_host {
             let h = v.get_ref();
@@ -193,6 +207,9 @@ impl Layer {
         o.max_body = self.max_body.unwrap_or(o.max_body);
         o.cgi_timeout = self.cgi_timeout.unwrap_or(o.cgi_timeout);
         o.cgi_max_processes = self.cgi_max_processes.unwrap_or(o.cgi_max_processes);
+        if let Some(p) = &self.proxy_upgrade {
+            o.proxy_upgrade = p.clone();
+        }
         if let Some(env) = &self.cgi_env {
             o.cgi_env = env.clone();
         }

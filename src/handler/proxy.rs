@@ -130,18 +130,31 @@ pub(super) fn serve<F: Fs>(
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
         .map(|(_, v)| v)
         .collect();
-    // `Upgrade: websocket` with `Connection: upgrade` is passed on (a 101 starts a tunnel);
-    // no other protocol switch is.
-    let upgrade = ex.req.method == Method::Get
+    // `Upgrade` with `Connection: upgrade` is passed on for a protocol the route allows
+    // (`proxy_upgrade`, default websocket; a 101 then starts a tunnel): the first protocol
+    // the client lists that is allowed. No other protocol switch is.
+    let wants_upgrade = ex.req.method == Method::Get
         && connection.iter().any(|v| {
             v.split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
-        })
-        && lines.clone().any(|(n, v)| {
-            n.eq_ignore_ascii_case(b"upgrade") && v.eq_ignore_ascii_case(b"websocket")
         });
-    if upgrade {
-        req.extend_from_slice(b"Connection: upgrade\r\nUpgrade: websocket\r\n");
+    let upgrade = wants_upgrade
+        .then(|| {
+            lines
+                .clone()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(b"upgrade"))
+                .flat_map(|(_, v)| v.split(|&b| b == b','))
+                .map(<[u8]>::trim_ascii)
+                .find(|p| {
+                    site.proxy_upgrade
+                        .iter()
+                        .any(|a| a.as_bytes().eq_ignore_ascii_case(p))
+                })
+        })
+        .flatten();
+    if let Some(proto) = upgrade {
+        req.extend_from_slice(b"Connection: upgrade\r\n");
+        header(&mut req, b"Upgrade", proto);
     }
     let (mut xff, mut xfp, mut xfh, mut fwd) = (Vec::new(), None, None, Vec::new());
     for (name, value) in lines {
@@ -210,7 +223,7 @@ pub(super) fn serve<F: Fs>(
         chunked,
         has_body: ex.req.has_body(),
         head_method: ex.req.method == Method::Head,
-        upgrade,
+        upgrade: upgrade.is_some(),
         line: first_line(head).into(),
         referer: ex.req.referer.map(|s| s.get(head).into()),
         user_agent: ex.req.user_agent.map(|s| s.get(head).into()),

@@ -447,3 +447,17 @@ fn store_dirs_and_htpasswd_files_for_a_sandbox() {
     assert_eq!(c.store_dirs(), vec![dir.path().join("db")]);
     assert_eq!(c.htpasswd_files(), vec![dir.path().join("users")]);
 }
+
+#[test]
+fn proxy_upgrade_takes_protocol_names() {
+    let d = Dir::new();
+    let c = d.load("root = \"site\"\nproxy_upgrade = [\"WebSocket\", \"foo/2\"]\n");
+    assert_eq!(c.hosts[0].site.proxy_upgrade, vec!["websocket", "foo/2"]);
+    let e = d
+        .errors("root = \"site\"\nproxy_upgrade = [\"a b\"]\n")
+        .join("\n");
+    assert!(
+        e.contains("tern.toml:2:18: proxy_upgrade: \"a b\": not a protocol name"),
+        "{e}"
+    );
+}
