@@ -7,7 +7,9 @@
 //! holds an HTTP/1.0 request line sets the connection's kind: `Connection: keep-alive` in
 //! the request (ab -k) gets it echoed, anything else gets `Connection: close` and a close.
 //!
-//! `floor ADDR BODY_FILE` prints `listening on http://ADDR` and serves until killed. Without
+//! `floor ADDR BODY_FILE` prints `listening on http://ADDR` and serves until killed; as the
+//! shared upstream of the proxy scenario it also tells how many connections it accepted in all,
+//! as a line `accepted N` on stdout at most every 100 ms while the number changes. Without
 //! arguments (as under `cargo test --all-targets`) it exits.
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -87,8 +89,16 @@ fn run(args: &[String]) -> io::Result<()> {
     let mut conns: Slab<Conn> = Slab::with_capacity(1024);
     let mut events = Events::with_capacity(256);
     let mut buf = vec![0u8; 64 * 1024];
+    let (mut accepted, mut told) = (0u64, 0u64);
+    let mut told_at = std::time::Instant::now();
+    let tick = std::time::Duration::from_millis(100);
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        if accepted != told && told_at.elapsed() >= tick {
+            println!("accepted {accepted}");
+            (told, told_at) = (accepted, std::time::Instant::now());
+        }
+        let timeout = (accepted != told).then_some(tick);
+        if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == ErrorKind::Interrupted {
                 continue;
             }
@@ -97,6 +107,7 @@ fn run(args: &[String]) -> io::Result<()> {
         for ev in events.iter() {
             if ev.token() == LISTENER {
                 while let Ok((mut stream, _)) = listener.accept() {
+                    accepted += 1;
                     let _ = stream.set_nodelay(true);
                     let entry = conns.vacant_entry();
                     let token = Token(entry.key());

@@ -21,6 +21,7 @@
 #                         keep-alive /1k.bin scenarios to show how much of a request is the kernel's
 #   BENCH_IDLE_CONNS=10000, BENCH_SYSCALL_REQUESTS=20000, BENCH_ALLOC_REQUESTS=100000
 #   BENCH_SERVER_CPU=0, BENCH_CLIENT_CPU=1, BENCH_PORT_BASE=18000, BENCH_OUT=bench-out
+#   BENCH_UPSTREAM_CPU=$BENCH_SERVER_CPU  where proxy-ka-1k's shared upstream (floor) runs
 #   BENCH_NO_INSTALL=1    never apt-get install missing tools (skip what is missing)
 #   BENCH_KEEP=1          keep the temporary document root and configs
 set -euo pipefail
@@ -40,6 +41,7 @@ SYSCALL_REQUESTS=${BENCH_SYSCALL_REQUESTS:-20000}
 ALLOC_REQUESTS=${BENCH_ALLOC_REQUESTS:-100000}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
+UPSTREAM_CPU=${BENCH_UPSTREAM_CPU:-$SERVER_CPU}
 PORT_BASE=${BENCH_PORT_BASE:-18000}
 OUT=${BENCH_OUT:-$REPO/bench-out}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
@@ -59,6 +61,8 @@ tls-ka-1k|wrk|HTTPS keep-alive, 1 KiB file, 64 connections (TLS 1.3, X25519, ECD
 tls-new|ab|HTTPS, a new connection per request: one full TLS 1.3 handshake each, 32 concurrent|ab -f TLS1.3 -r -c32 -t S https:// /1k.bin
 tls-resume|stime|HTTPS, a new connection per request, each resuming a session (TLS 1.3 ticket), 8 clients|openssl s_time -reuse -www /1k.bin, 8 at once
 tls-100m|wrk|HTTPS, one 100 MiB download at a time, repeated|wrk -t1 -c1 https:// /100m.bin
+proxy-ka-1k|wrk|keep-alive, 1 KiB through each server's reverse proxy to one shared upstream (benches/floor.rs), 64 connections|wrk -t1 -c64 /1k.bin (proxied)
+cgi-sh|ab|a trivial /bin/sh CGI script, a new connection per request (HTTP/1.0), 16 concurrent|ab -r -c16 -t S /cgi-bin/hello.sh
 idle-10k|idle|idle keep-alive connections after one request each: server RSS growth|benches/idle_conns.rs
 syscalls|strace|system calls per request, keep-alive 1 KiB, under strace -c -f|ab -k -c64 -n N /1k.bin
 allocs|allocs|heap allocations per request, keep-alive 1 KiB (tern --features alloc-count)|ab -k -c64 -n N /1k.bin
@@ -229,7 +233,7 @@ fi
 # The reference responder answers only these (they all fetch /1k.bin with keep-alive).
 FLOOR_SCENARIOS=" ka-1k-64 ka-1k-1000 pipeline-16 "
 FLOOR_BIN=""
-if [[ " ${SERVERS[*]} " == *" floor "* ]]; then
+if [[ " ${SERVERS[*]} " == *" floor "* ]] || wants proxy-ka-1k; then
     log "building the reference responder (cargo bench --no-run --bench floor)"
     exe=$($CARGO bench --no-run --bench floor --message-format=json-render-diagnostics |
         grep -o '"executable":"[^"]*floor[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -303,6 +307,23 @@ end
 request = function() return req end
 EOF
 
+# cgi-sh's script, outside the document root (tern: a `cgi` route; lighttpd: mod_alias +
+# mod_cgi executing it directly).
+CGI_DIR="$RUN/cgi-bin"
+mkdir -p "$CGI_DIR"
+cat >"$CGI_DIR/hello.sh" <<'EOF'
+#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\nhello from sh\n'
+EOF
+chmod 755 "$CGI_DIR" "$CGI_DIR/hello.sh"
+
+# Servers that cannot run a scenario: prints why, or nothing.
+not_applicable() { # SCENARIO SERVER
+    case $1:$2 in
+    cgi-sh:nginx | cgi-sh:h2o) echo "no CGI" ;;
+    esac
+}
+
 # ---------------------------------------------------------------------------------------------
 # Servers. start_server NAME [BINARY [ARGS...]] sets SRV_PID (the process started),
 # SRV_WORKER (the process that serves and is measured), SRV_PORT and SRV_DIR.
@@ -319,10 +340,26 @@ next_port() {
     done
 }
 
+# SCENARIO (global, set by the run loop) selects what the plain listener's / does: files from
+# $ROOT, a reverse proxy to $UPSTREAM_PORT (proxy-ka-1k), or files plus /cgi-bin/ (cgi-sh).
+SCENARIO=""
 write_config() { # NAME DIR PORT
     local name=$1 dir=$2 port=$3
     case $name in
+    tern)
+        : >"$dir/tern.toml"
+        if [ "$SCENARIO" = proxy-ka-1k ]; then
+            printf '[route."/"]\nproxy = "http://127.0.0.1:%s"\n' "$UPSTREAM_PORT" >"$dir/tern.toml"
+        elif [ "$SCENARIO" = cgi-sh ]; then
+            printf '[route."/cgi-bin/"]\ncgi = "%s"\n' "$CGI_DIR" >"$dir/tern.toml"
+        fi
+        ;;
     nginx)
+        local plain="root $ROOT;" upstream=""
+        if [ "$SCENARIO" = proxy-ka-1k ]; then
+            upstream="upstream up { server 127.0.0.1:$UPSTREAM_PORT; keepalive 32; }"
+            plain="location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
+        fi
         mkdir -p "$dir/tmp"
         {
             [ "$(id -u)" -eq 0 ] && echo "user root;"
@@ -348,9 +385,10 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
+    $upstream
     server {
         listen 127.0.0.1:$port;
-        root $ROOT;
+        $plain
     }
     server {
         listen 127.0.0.1:$TLS_PORT ssl;
@@ -386,10 +424,24 @@ server.modules += ("mod_openssl")
     ssl.openssl.ssl-conf-cmd = ("MinProtocol" => "TLSv1.3", "Groups" => "X25519")
 }
 EOF
+        if [ "$SCENARIO" = proxy-ka-1k ]; then
+            cat >>"$dir/lighttpd.conf" <<EOF
+server.modules += ("mod_proxy")
+proxy.server = ("" => (("host" => "127.0.0.1", "port" => $UPSTREAM_PORT)))
+EOF
+        elif [ "$SCENARIO" = cgi-sh ]; then
+            cat >>"$dir/lighttpd.conf" <<EOF
+server.modules += ("mod_alias", "mod_cgi")
+alias.url = ("/cgi-bin/" => "$CGI_DIR/")
+\$HTTP["url"] =~ "^/cgi-bin/" { cgi.assign = ("" => "") }
+EOF
+        fi
         ;;
     h2o)
         {
             [ "$(id -u)" -eq 0 ] && echo "user: root"
+            local h2o_root="file.dir: $ROOT"
+            [ "$SCENARIO" = proxy-ka-1k ] && h2o_root="proxy.reverse.url: http://127.0.0.1:$UPSTREAM_PORT/"
             cat <<EOF
 num-threads: 1
 max-connections: $ANCHOR_MAXCONN
@@ -402,7 +454,7 @@ hosts:
   default:
     paths:
       /:
-        file.dir: $ROOT
+        $h2o_root
   "127.0.0.1:$TLS_PORT":
     listen:
       host: 127.0.0.1
@@ -438,8 +490,13 @@ start_server() {
             "${pin[@]}" "$bin" -l "127.0.0.1:$SRV_PORT" --max-requests 1000000 --error-log "$SRV_DIR/error.log" "$@" "$ROOT" \
                 >"$SRV_DIR/out.log" 2>"$SRV_DIR/stderr.log" &
         else
-            "${pin[@]}" "$bin" -l "127.0.0.1:$SRV_PORT" --listen-tls "127.0.0.1:$TLS_PORT" --tls-cert "$CERT" --tls-key "$KEY" \
-                --max-requests 1000000 "$@" "$ROOT" >"$SRV_DIR/out.log" 2>"$SRV_DIR/error.log" &
+            # A ROOT argument would replace the file's / route (flags beat the file).
+            local conf=() root=("$ROOT")
+            [ -s "$SRV_DIR/tern.toml" ] && conf=(-c "$SRV_DIR/tern.toml")
+            [ "$SCENARIO" = proxy-ka-1k ] && root=()
+            "${pin[@]}" "$bin" "${conf[@]}" -l "127.0.0.1:$SRV_PORT" --listen-tls "127.0.0.1:$TLS_PORT" \
+                --tls-cert "$CERT" --tls-key "$KEY" --max-requests 1000000 "$@" "${root[@]}" \
+                >"$SRV_DIR/out.log" 2>"$SRV_DIR/error.log" &
         fi
         ;;
     nginx) "${pin[@]}" nginx -e "$SRV_DIR/error.log" -p "$SRV_DIR" -c "$SRV_DIR/nginx.conf" >"$SRV_DIR/out.log" 2>&1 & ;;
@@ -496,13 +553,44 @@ stop_server() {
 
 # utime + stime of the whole process (all threads), in clock ticks. The command name in
 # /proc/PID/stat may hold spaces, so fields are counted after its closing parenthesis.
-cpu_ticks() {
+# With a second argument (children), cutime + cstime too: the CPU of the children the process
+# has reaped (fields 14-17).
+cpu_ticks() { # PID [children]
     local s
     s=$(cat "/proc/$1/stat")
     s=${s##*) }
+    local with=${2:-}
     # shellcheck disable=SC2086 # splitting the fields is the point
     set -- $s
-    echo $((${12} + ${13}))
+    if [ -n "$with" ]; then
+        echo $((${12} + ${13} + ${14} + ${15}))
+    else
+        echo $((${12} + ${13}))
+    fi
+}
+
+# proxy-ka-1k's shared upstream: one floor, started once, accepting for every proxy in turn.
+# It prints `accepted N` (its running total of accepted connections) at most every 100 ms.
+UPSTREAM_PORT="" UPSTREAM_PID="" UPSTREAM_LOG=""
+start_upstream() {
+    UPSTREAM_PORT=$(PORT_SEQ=$((PORT_SEQ + 250)) && next_port)
+    UPSTREAM_LOG="$OUT/logs/upstream.floor.log"
+    taskset -c "$UPSTREAM_CPU" "$FLOOR_BIN" "127.0.0.1:$UPSTREAM_PORT" "$ROOT/1k.bin" >"$UPSTREAM_LOG" 2>&1 &
+    UPSTREAM_PID=$!
+    STARTED+=("$UPSTREAM_PID")
+    local i
+    for ((i = 0; i < 100; i++)); do
+        grep -q '^listening' "$UPSTREAM_LOG" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    log "the upstream (floor) did not start: $(cat "$UPSTREAM_LOG")"
+    return 1
+}
+# The upstream's total of accepted connections, once its count has settled (it is printed
+# within 100 ms of a change).
+upstream_accepted() {
+    sleep 0.25
+    awk '/^accepted / {n = $2} END {print n + 0}' "$UPSTREAM_LOG"
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -590,7 +678,8 @@ run_stime() { # LOGNAME SECONDS
 
 throughput_run() { # SCENARIO SERVER ROUND
     local sc=$1 srv=$2 round=$3 tag="$1.$2.r$3" t0 t1
-    local conns path script tool=wrk ab_tls=()
+    local conns path script tool=wrk ab_tls=() ab_c=32 ab_path=/1k.bin children=""
+    local up0="" up1="" ss_pid="" ss_log="$OUT/logs/$tag.upstream-ss" 
     BASE_URL="http://127.0.0.1:$SRV_PORT"
     case $sc in
     ka-1k-64) conns=64 path=/1k.bin script=plain.lua ;;
@@ -605,28 +694,42 @@ throughput_run() { # SCENARIO SERVER ROUND
     tls-100m) conns=1 path=/100m.bin script=plain.lua BASE_URL="https://127.0.0.1:$TLS_PORT" ;;
     tls-new) tool=ab ab_tls=(-f TLS1.3) BASE_URL="https://127.0.0.1:$TLS_PORT" ;;
     tls-resume) tool=stime ;;
+    proxy-ka-1k) conns=64 path=/1k.bin script=plain.lua ;;
+    cgi-sh) tool=ab ab_c=16 ab_path=/cgi-bin/hello.sh children=1 ;;
     esac
-    local url="$BASE_URL/1k.bin"
+    local url="$BASE_URL$ab_path"
     if [ "$WARMUP" != 0 ]; then
         if [ $tool = wrk ]; then
             run_wrk "$conns" "$path" "$script" "$WARMUP" "$tag.warmup" || true
         elif [ $tool = stime ]; then
             run_stime "$tag.warmup" "$WARMUP" || true
         else
-            run_ab "$tag.warmup" "${ab_tls[@]}" -c 32 -t "$WARMUP" -n 10000000 "$url" || true
+            run_ab "$tag.warmup" "${ab_tls[@]}" -c "$ab_c" -t "$WARMUP" -n 10000000 "$url" || true
         fi
     fi
+    if [ "$sc" = proxy-ka-1k ]; then
+        up0=$(upstream_accepted)
+        # Established upstream connections, sampled every 0.5 s during the run.
+        (
+            while :; do
+                ss -Htn state established "( sport = :$UPSTREAM_PORT )" 2>/dev/null | wc -l
+                sleep 0.5
+            done
+        ) >"$ss_log" &
+        ss_pid=$!
+        STARTED+=("$ss_pid")
+    fi
     local s0 c0 s1 c1
-    t0=$(cpu_ticks "$SRV_WORKER")
+    t0=$(cpu_ticks "$SRV_WORKER" $children)
     s0=$(cpu_stat "$SERVER_CPU") c0=$(cpu_stat "$CLIENT_CPU")
     if [ $tool = wrk ]; then
         run_wrk "$conns" "$path" "$script" "$DURATION" "$tag" || true
     elif [ $tool = stime ]; then
         run_stime "$tag" "$DURATION" || true
     else
-        run_ab "$tag" "${ab_tls[@]}" -c 32 -t "$DURATION" -n 10000000 "$url" || true
+        run_ab "$tag" "${ab_tls[@]}" -c "$ab_c" -t "$DURATION" -n 10000000 "$url" || true
     fi
-    t1=$(cpu_ticks "$SRV_WORKER" 2>/dev/null || echo "$t0")
+    t1=$(cpu_ticks "$SRV_WORKER" $children 2>/dev/null || echo "$t0")
     s1=$(cpu_stat "$SERVER_CPU") c1=$(cpu_stat "$CLIENT_CPU")
     if [ "$R_REQ" -le 0 ]; then
         log "  $srv: no result (see $OUT/logs/$tag.log)"
@@ -661,6 +764,19 @@ throughput_run() { # SCENARIO SERVER ROUND
     record "$sc" "$srv" "$round" cpu0_other_pct "$other"
     record "$sc" "$srv" "$round" client_pct "$client"
     record "$sc" "$srv" "$round" steal_pct "$steal"
+    if [ -n "$ss_pid" ]; then
+        kill -TERM "$ss_pid" 2>/dev/null || true
+        wait "$ss_pid" 2>/dev/null || true
+        forget "$ss_pid"
+        up1=$(upstream_accepted)
+        local up_max
+        up_max=$(sort -n "$ss_log" | tail -1)
+        record "$sc" "$srv" "$round" upstream_accepted $((up1 - up0))
+        record "$sc" "$srv" "$round" upstream_max_est "${up_max:-0}"
+        record "$sc" "$srv" "$round" req_per_upstream_conn \
+            "$(awk -v r="$R_REQ" -v n=$((up1 - up0)) 'BEGIN {if (n > 0) printf "%.1f", r / n; else print "all on earlier ones"}')"
+        log "  $srv: upstream accepted $((up1 - up0)) connections during the run (at most ${up_max:-0} established at once)"
+    fi
     log "  $srv: $rps req/s, $mibs MiB/s, $cpu µs CPU/req ($cpu0 for all of CPU $SERVER_CPU)," \
         "server CPU $pct%, other work on its CPU $other%, load generator CPU $client%, errors $R_ERR"
 }
@@ -769,8 +885,12 @@ alloc_run() {
 
 STARTED_AT=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 T_START=$(date +%s)
+if wants proxy-ka-1k && ! start_upstream; then
+    log "proxy-ka-1k: no upstream, skipped"
+fi
 for sc in "${SCENARIOS[@]}"; do
     kind=${KIND[$sc]}
+    SCENARIO=$sc
     servers=("${SERVERS[@]}")
     if [ "$kind" = allocs ]; then
         servers=(tern)
@@ -785,6 +905,14 @@ for sc in "${SCENARIOS[@]}"; do
         log "[$sc] round $round/$rounds"
         for srv in "${servers[@]}"; do
             [ "$srv" = floor ] && [[ $FLOOR_SCENARIOS != *" $sc "* ]] && continue
+            if [ -n "$(not_applicable "$sc" "$srv")" ]; then
+                record "$sc" "$srv" "$round" na "$(not_applicable "$sc" "$srv")"
+                continue
+            fi
+            if [ "$sc" = proxy-ka-1k ] && [ -z "$UPSTREAM_PID" ]; then
+                record "$sc" "$srv" "$round" failed 1
+                continue
+            fi
             bin=$TERN
             [ "$kind" = allocs ] && bin=$TERN_ALLOC
             if ! start_server "$srv" "$bin"; then
@@ -936,6 +1064,11 @@ version_of() {
                     [[ $FLOOR_SCENARIOS == *" $sc "* ]] || continue
                     label="floor (reference)"
                 fi
+                na=$(not_applicable "$sc" "$srv")
+                if [ -n "$na" ]; then
+                    echo "| $label | n/a ($na) | | | | | |"
+                    continue
+                fi
                 if [ -z "$(agg "$sc" "$srv" req_s)" ]; then
                     echo "| $label | failed | | | | | |"
                     continue
@@ -959,10 +1092,30 @@ version_of() {
                 echo "were bound by latency (waits, timers), not CPU."
                 echo
             fi
+            if [ "$sc" = proxy-ka-1k ]; then
+                echo "Only the proxy's CPU is counted; the upstream is one benches/floor.rs shared by all,"
+                echo "pinned to CPU $UPSTREAM_CPU. Upstream connections it accepted during the measured run"
+                echo "(from its own count) and the most it had established at once (ss, every 0.5 s):"
+                echo
+                echo "| server | upstream connections accepted | max established | requests per new upstream connection |"
+                echo "|---|---:|---:|---:|"
+                for srv in tern "${ANCHORS[@]}"; do
+                    [ -n "$(agg "$sc" "$srv" req_s)" ] || continue
+                    echo "| $srv | $(agg "$sc" "$srv" upstream_accepted) | $(agg "$sc" "$srv" upstream_max_est) |" \
+                        "$(last "$sc" "$srv" req_per_upstream_conn) |"
+                done
+                echo
+            fi
+            if [ "$sc" = cgi-sh ]; then
+                echo "CPU µs/req here includes the children: utime + stime + cutime + cstime of the server"
+                echo "process (every script it spawned and reaped during the run)."
+                echo
+            fi
             t_r=$(agg "$sc" tern req_s) t_m=$(agg "$sc" tern mib_s) t_c=$(agg "$sc" tern cpu_us)
             echo "| tern ÷ | req/s ↑ | MiB/s ↑ | CPU µs/req ↓ |"
             echo "|---|---:|---:|---:|"
             for srv in "${ANCHORS[@]}"; do
+                [ -n "$(not_applicable "$sc" "$srv")" ] && continue
                 ratio_row "$srv" "$t_r" "$(agg "$sc" "$srv" req_s)" "$t_m" "$(agg "$sc" "$srv" mib_s)" \
                     "$t_c" "$(agg "$sc" "$srv" cpu_us)"
             done
