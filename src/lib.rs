@@ -1,4 +1,5 @@
-//! tern: a small, very fast, secure static HTTP server on one thread.
+//! tern: a small, very fast, secure HTTP server on one thread (static files first; HTTPS, CGI,
+//! a reverse proxy and a key-value store in the same loop).
 //!
 //! Layers, each depending only on the ones before it:
 //! - [`sys`]: the only `unsafe` code; thin wrappers over Linux syscalls.

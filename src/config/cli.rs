@@ -25,9 +25,11 @@ enum LevelArg {
     Info,
     Debug,
 }
-/// tern: a small, fast, secure static HTTP server.
+/// tern: a small, fast, secure HTTP server.
 ///
-/// Serves ROOT over HTTP/1.0 and 1.1, and HTTPS (--listen-tls), on one thread. Prints
+/// Serves ROOT over HTTP/1.0 and 1.1, and HTTPS (--listen-tls), on one thread; a
+/// configuration file (-c) adds virtual hosts, routes, CGI, a reverse proxy, a key-value
+/// store and Basic auth (README "Configuration"). Prints
 /// `listening on http://ADDR:PORT` (or `https://`) for each listener once it is ready. With -c FILE, settings come from a TOML file; a flag
 /// given on the command line overrides the file's value (a repeated flag such as --listen
 /// replaces the file's list), and relative paths in the file are relative to its directory.
