@@ -395,3 +395,32 @@ fn deny_covers_requests_answered_before_routing() {
         assert_eq!(srv.get(req).status, 403, "{req:?}");
     }
 }
+
+/// A request answered after its hash ran off the loop is logged like any other: the
+/// combined format keeps its referer and user agent.
+#[test]
+fn a_late_401_is_logged_with_referer_and_user_agent() {
+    let c = Conf::new();
+    let srv = protected(
+        &c,
+        "access_log = \"@/access.log\"\nlog_format = \"combined\"\nauth_max_failures = 1000\n",
+    );
+    let req = format!(
+        "GET /sub/b.txt HTTP/1.1\r\nHost: x\r\nReferer: http://ref.example/\r\n\
+         User-Agent: late-agent/1\r\nAuthorization: Basic {}\r\n\r\n",
+        basic(b"sha1:wrong")
+    );
+    assert_eq!(srv.get(&req).status, 401);
+    let log = c.path("access.log");
+    let start = std::time::Instant::now();
+    let mut text = String::new();
+    while !text.contains("late-agent/1") && start.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    assert!(
+        text.contains("\"GET /sub/b.txt HTTP/1.1\" 401 ")
+            && text.contains("\"http://ref.example/\" \"late-agent/1\""),
+        "{text}"
+    );
+}

@@ -24,12 +24,12 @@ use std::rc::Rc;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
 
-use super::{Cx, Event, Leftover, Task};
+use super::{Cx, Event, Leftover, Logged, Task};
 use crate::conn::{AnswerBody, Millis};
 use crate::handler::Site;
 use crate::http::cgi::{self as head, MAX_HEAD};
 use crate::http::response;
-use crate::log::{Access, Level};
+use crate::log::Level;
 
 const STDIN: usize = 0;
 const STDOUT: usize = 1;
@@ -69,14 +69,6 @@ pub struct Spec {
     pub host: Option<Box<[u8]>>,
     pub http10: bool,
     pub head_method: bool,
-}
-
-/// The request as the access log wants it.
-pub struct Logged {
-    pub line: Box<[u8]>,
-    pub referer: Option<Box<[u8]>>,
-    pub user_agent: Option<Box<[u8]>>,
-    pub peer: std::net::IpAddr,
 }
 
 pub struct CgiTask {
@@ -486,16 +478,8 @@ impl CgiTask {
     }
 
     fn log_access(&self, cx: &mut Cx<'_>) {
-        let l = &self.logged;
-        let access = Access {
-            peer: l.peer,
-            request_line: &l.line,
-            status: self.status,
-            bytes: self.bytes,
-            referer: l.referer.as_deref(),
-            user_agent: l.user_agent.as_deref(),
-        };
-        cx.heads.access(&self.site, &access);
+        self.logged
+            .write(cx.heads, &self.site, self.status, self.bytes);
     }
 
     fn reap(&mut self) {

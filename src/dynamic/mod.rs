@@ -131,6 +131,39 @@ pub trait Task {
     fn end(&mut self, registry: &Registry) -> Leftover;
 }
 
+/// The request as the access log wants it, copied out of the head when a request goes
+/// pending (the head buffer is not there when the answer comes).
+pub struct Logged {
+    pub line: Box<[u8]>,
+    pub referer: Option<Box<[u8]>>,
+    pub user_agent: Option<Box<[u8]>>,
+    pub peer: std::net::IpAddr,
+}
+
+impl Logged {
+    pub fn of(ex: &crate::conn::Exchange<'_>) -> Logged {
+        Logged {
+            line: crate::http::first_line(ex.head).into(),
+            referer: ex.req.referer.map(|s| s.get(ex.head).into()),
+            user_agent: ex.req.user_agent.map(|s| s.get(ex.head).into()),
+            peer: ex.peer,
+        }
+    }
+
+    /// Writes the access-log line of the late answer: `status`, `bytes` of body.
+    pub fn write(&self, heads: &mut dyn Heads, site: &Site, status: u16, bytes: u64) {
+        let access = Access {
+            peer: self.peer,
+            request_line: &self.line,
+            status,
+            bytes,
+            referer: self.referer.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+        };
+        heads.access(site, &access);
+    }
+}
+
 /// Response heads and logs as the handler writes them, for answers written late.
 pub trait Heads {
     /// Status line, `Date`/`Server`, `Connection` per `persist`, then the site's configured

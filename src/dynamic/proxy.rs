@@ -23,7 +23,7 @@ use crate::handler::Site;
 use crate::http::body::{chunk_frame, BodyDecoder, LAST_CHUNK};
 use crate::http::response;
 use crate::http::upstream::{self, BodyFraming};
-use crate::log::{Access, Level};
+use crate::log::Level;
 
 /// Idle connections kept per upstream, and for how long.
 const MAX_IDLE: usize = 32;
@@ -127,10 +127,7 @@ pub struct Request {
     pub head_method: bool,
     /// The request asks for `Upgrade: websocket` (passed on): a 101 starts a tunnel.
     pub upgrade: bool,
-    pub line: Box<[u8]>,
-    pub referer: Option<Box<[u8]>>,
-    pub user_agent: Option<Box<[u8]>>,
-    pub peer: std::net::IpAddr,
+    pub logged: super::Logged,
 }
 
 enum State {
@@ -576,16 +573,9 @@ impl ProxyTask {
     }
 
     fn log_access(&self, cx: &mut Cx<'_>) {
-        let r = &self.req;
-        let access = Access {
-            peer: r.peer,
-            request_line: &r.line,
-            status: self.status,
-            bytes: self.bytes,
-            referer: r.referer.as_deref(),
-            user_agent: r.user_agent.as_deref(),
-        };
-        cx.heads.access(&self.site, &access);
+        self.req
+            .logged
+            .write(cx.heads, &self.site, self.status, self.bytes);
     }
 }
 

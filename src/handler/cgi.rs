@@ -13,11 +13,12 @@ use std::rc::Rc;
 use super::route::{Kind, Scripts};
 use super::{static_files, Handler, RouteAt, Sent};
 use crate::conn::{Await, BodyUse, Exchange, Out};
-use crate::dynamic::cgi::{CgiTask, Logged, Running, Spec};
+use crate::dynamic::cgi::{CgiTask, Running, Spec};
+use crate::dynamic::Logged;
 use crate::fs::{Fs, FsError, Node};
 use crate::http::path::PathInfo;
 use crate::http::request::Framing;
-use crate::http::{first_line, Method, Version};
+use crate::http::{Method, Version};
 
 /// The script a path names: `rel[..end]` beneath the route's root, run by `interp` (or
 /// itself).
@@ -119,12 +120,7 @@ pub(super) fn serve<F: Fs>(
         return h.error(out, 503, ex.persist, b"Retry-After: 1\r\n");
     }
     let spec = spec(h, ex, scripts, &rel, found, info, query);
-    let logged = Logged {
-        line: first_line(ex.head).into(),
-        referer: ex.req.referer.map(|s| s.get(ex.head).into()),
-        user_agent: ex.req.user_agent.map(|s| s.get(ex.head).into()),
-        peer: ex.peer,
-    };
+    let logged = Logged::of(ex);
     let site = Rc::clone(&h.site);
     let how = Await {
         body: BodyUse::Forward,

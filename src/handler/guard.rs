@@ -3,14 +3,12 @@
 //! the address failed too often). A site with neither costs one branch.
 use std::rc::Rc;
 
-use std::net::IpAddr;
-
 use super::{Handler, Sent, Site};
 use crate::auth::state::{HashJob, Verdict};
 use crate::conn::{Exchange, Out};
-use crate::dynamic::{Cx, Event, Leftover, Task};
+use crate::dynamic::{Cx, Event, Leftover, Logged, Task};
 use crate::fs::Fs;
-use crate::log::{Access, Level};
+use crate::log::Level;
 
 impl<F: Fs> Handler<F> {
     /// `Some` when the request was answered here (refused).
@@ -62,9 +60,8 @@ impl<F: Fs> Handler<F> {
                 let task = AuthTask {
                     job: Some(job),
                     site: Rc::clone(&site),
-                    line: crate::http::first_line(ex.head).to_vec(),
+                    logged: Logged::of(ex),
                     head: ex.head.to_vec(),
-                    peer: ex.peer,
                 };
                 let how = crate::conn::Await {
                     body: crate::conn::BodyUse::Hold,
@@ -112,11 +109,10 @@ impl<F: Fs> Handler<F> {
 struct AuthTask {
     job: Option<HashJob>,
     site: Rc<Site>,
-    line: Vec<u8>,
+    logged: Logged,
     /// The whole head, for a request that reached this route by an internal redirect
     /// (which `Conn::restart` cannot take back): it is redirected to itself instead.
     head: Vec<u8>,
-    peer: IpAddr,
 }
 
 impl Task for AuthTask {
@@ -171,14 +167,6 @@ impl Task for AuthTask {
 
 impl AuthTask {
     fn log(&self, cx: &mut Cx<'_>, status: u16, bytes: u64) {
-        let access = Access {
-            peer: self.peer,
-            request_line: &self.line,
-            status,
-            bytes,
-            referer: None,
-            user_agent: None,
-        };
-        cx.heads.access(&self.site, &access);
+        self.logged.write(cx.heads, &self.site, status, bytes);
     }
 }

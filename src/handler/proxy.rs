@@ -13,7 +13,6 @@ use super::{Handler, RouteAt, Sent};
 use crate::conn::{Await, BodyUse, Exchange, Out};
 use crate::dynamic::proxy::{ProxyTask, Request as UpRequest};
 use crate::fs::Fs;
-use crate::http::first_line;
 use crate::http::request::Framing;
 use crate::http::upstream::named_in;
 use crate::http::Method;
@@ -224,10 +223,7 @@ pub(super) fn serve<F: Fs>(
         has_body: ex.req.has_body(),
         head_method: ex.req.method == Method::Head,
         upgrade: upgrade.is_some(),
-        line: first_line(head).into(),
-        referer: ex.req.referer.map(|s| s.get(head).into()),
-        user_agent: ex.req.user_agent.map(|s| s.get(head).into()),
-        peer: ex.peer,
+        logged: crate::dynamic::Logged::of(ex),
     };
     let how = Await {
         body: BodyUse::Forward,

@@ -6,19 +6,17 @@
 //! when it is done. The all-keys listing (`all = "/_all"`, or the store's root with
 //! `Accept: application/json` when `recursive`) is here too.
 use std::ffi::CString;
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use super::route::Action;
 use super::{listing, static_files, Handler, RouteAt, Sent, Site};
 use crate::conn::{AnswerBody, Await, BodyUse, Exchange, Out};
-use crate::dynamic::{Cx, Event, Leftover, Task};
+use crate::dynamic::{Cx, Event, Leftover, Logged, Task};
 use crate::fs::{Fs, FsError, RootId};
 use crate::http::path::PathInfo;
 use crate::http::request::{dup, Values};
 use crate::http::{negotiate, response, trim_ows, Method};
-use crate::log::Access;
 use crate::store::{self, Committed, Key, Preconditions, StoreError, Upload};
 
 pub const ALLOW: &[u8] = b"Allow: GET, HEAD, PUT, POST, DELETE, OPTIONS\r\n";
@@ -163,8 +161,7 @@ impl<F: Fs> Handler<F> {
             rel,
             location: raw_path.to_vec(),
             site: Rc::clone(&self.site),
-            line: crate::http::first_line(ex.head).to_vec(),
-            peer: ex.peer,
+            logged: Logged::of(ex),
             started: false,
             failed: false,
         };
@@ -203,8 +200,7 @@ impl<F: Fs> Handler<F> {
             rel,
             location: Vec::new(),
             site: Rc::clone(&self.site),
-            line: crate::http::first_line(ex.head).to_vec(),
-            peer: ex.peer,
+            logged: Logged::of(ex),
             started: false,
             failed: false,
         };
@@ -350,8 +346,7 @@ struct StoreTask {
     /// The request's path, for `Location`.
     location: Vec<u8>,
     site: Rc<Site>,
-    line: Vec<u8>,
-    peer: IpAddr,
+    logged: Logged,
     started: bool,
     failed: bool,
 }
@@ -401,7 +396,7 @@ impl StoreTask {
                     };
                     cx.heads.log(
                         crate::log::Level::Error,
-                        format_args!("{}: store: write: {e}", self.peer),
+                        format_args!("{}: store: write: {e}", self.logged.peer),
                     );
                     self.op = None;
                     let len = cx.answer_error(&self.site, status);
@@ -443,7 +438,7 @@ impl StoreTask {
             // The commit cannot run off the loop: refuse rather than fsync here.
             cx.heads.log(
                 crate::log::Level::Error,
-                format_args!("{}: store: no job thread: {e}", self.peer),
+                format_args!("{}: store: no job thread: {e}", self.logged.peer),
             );
             let len = cx.answer_error(&self.site, 503);
             self.log(cx, 503, len);
@@ -518,7 +513,7 @@ impl StoreTask {
             if status == 500 {
                 cx.heads.log(
                     crate::log::Level::Error,
-                    format_args!("{}: store: {}", self.peer, e.message()),
+                    format_args!("{}: store: {}", self.logged.peer, e.message()),
                 );
             }
             cx.answer_error(&self.site, status)
@@ -527,14 +522,6 @@ impl StoreTask {
     }
 
     fn log(&self, cx: &mut Cx<'_>, status: u16, bytes: u64) {
-        let access = Access {
-            peer: self.peer,
-            request_line: &self.line,
-            status,
-            bytes,
-            referer: None,
-            user_agent: None,
-        };
-        cx.heads.access(&self.site, &access);
+        self.logged.write(cx.heads, &self.site, status, bytes);
     }
 }
