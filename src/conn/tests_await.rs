@@ -8,15 +8,27 @@ use super::site;
 use crate::fs::MemFs;
 use crate::handler::{Handler, Router, Site};
 
-struct Late {
+/// Answers "pending" for `/late` (the first `pend` times; then `200 ok`), serves the rest.
+pub(super) struct Late {
     inner: Handler<MemFs>,
     how: Await,
+    pend: usize,
+    /// How many times a `/late` head reached the service.
+    pub(super) seen: usize,
 }
 
 impl Service for Late {
     fn respond(&mut self, ex: &mut Exchange<'_>, out: &mut Out) -> Reply {
         if ex.req.target.get(ex.head).starts_with(b"/late") {
-            return Reply::Await(self.how);
+            self.seen += 1;
+            if self.pend > 0 {
+                self.pend -= 1;
+                return Reply::Await(self.how);
+            }
+            out.buf
+                .extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+            out.push_bytes(b"ok");
+            return Reply::Done;
         }
         self.inner.respond(ex, out)
     }
@@ -26,17 +38,23 @@ impl Service for Late {
     }
 }
 
-struct T {
-    conn: Conn,
+pub(super) struct T {
+    pub(super) conn: Conn,
     sock: MemSocket,
-    svc: Late,
+    pub(super) svc: Late,
     pool: Pool,
-    lim: Limits,
+    pub(super) lim: Limits,
     now: Millis,
 }
 
 impl T {
-    fn new(body: BodyUse, max_body: u64) -> T {
+    /// `/late` always waits, bodies up to `max_body`.
+    pub(super) fn new(body: BodyUse, max_body: u64) -> T {
+        T::pending(body, max_body, usize::MAX)
+    }
+
+    /// `/late` waits the first `pend` times.
+    pub(super) fn pending(body: BodyUse, max_body: u64, pend: usize) -> T {
         let lim = Limits::default();
         T {
             conn: Conn::new("127.0.0.1".parse().unwrap(), 0, &lim),
@@ -44,6 +62,8 @@ impl T {
             svc: Late {
                 inner: Handler::new(site(), Router::single(Site::default()), None, 1_800_000_000),
                 how: Await { body, max_body },
+                pend,
+                seen: 0,
             },
             pool: Pool::new(16 * 1024, 4),
             lim,
@@ -51,7 +71,7 @@ impl T {
         }
     }
 
-    fn run(&mut self) -> Turn {
+    pub(super) fn run(&mut self) -> Turn {
         for _ in 0..10_000 {
             let t = drive(
                 &mut self.conn,
@@ -68,13 +88,13 @@ impl T {
         panic!("connection never settled");
     }
 
-    fn send(&mut self, bytes: &[u8]) -> Turn {
+    pub(super) fn send(&mut self, bytes: &[u8]) -> Turn {
         self.sock.push(bytes);
         self.conn.set_readable();
         self.run()
     }
 
-    fn output(&mut self) -> String {
+    pub(super) fn output(&mut self) -> String {
         String::from_utf8(std::mem::take(&mut self.sock.output)).unwrap()
     }
 
