@@ -139,33 +139,28 @@ fn read_pid(p: &Path) -> u32 {
     std::fs::read_to_string(p).unwrap().trim().parse().unwrap()
 }
 
-/// tern's children that are zombies.
-fn zombies_of(pid: u32) -> usize {
+/// The states (`R`, `S`, `Z`, ...) of `pid`'s child processes, from `/proc/*/stat`.
+fn child_states(pid: u32) -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter(|stat| {
+        .filter_map(|stat| {
             // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-            let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else {
-                return false;
-            };
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            f.first() == Some(&"Z") && f.get(1) == Some(&pid.to_string().as_str())
+            let rest = stat.rsplit_once(')')?.1.to_string();
+            let mut f = rest.split_whitespace();
+            let state = f.next()?.to_string();
+            (f.next()? == pid.to_string()).then_some(state)
         })
-        .count()
+        .collect()
+}
+
+/// tern's children that are zombies.
+fn zombies_of(pid: u32) -> usize {
+    child_states(pid).iter().filter(|s| *s == "Z").count()
 }
 
 fn children_of(pid: u32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter(|stat| {
-            let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else {
-                return false;
-            };
-            rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
-        })
-        .count()
+    child_states(pid).len()
 }
 
 #[test]
