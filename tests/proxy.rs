@@ -80,7 +80,8 @@ fn start() -> T {
              [route.\"/dead/\"]\nproxy = \"http://{dead}/\"\n\
              [route.\"/unix/\"]\nproxy = \"unix:{u}\"\n\
              [route.\"/via/\"]\nproxy = \"http://{a}/\"\nproxy_via = true\n\
-             [route.\"/noup/\"]\nproxy = \"http://{a}/\"\nproxy_upgrade = []\n",
+             [route.\"/noup/\"]\nproxy = \"http://{a}/\"\nproxy_upgrade = []\n\
+             [route.\"/nokeep/\"]\nproxy = \"http://{a}/\"\nproxy_keepalive = 0\n",
             root = site.root(),
             a = app.addr,
             u = unix.addr,
@@ -333,6 +334,43 @@ fn upstream_connections_are_kept_alive_and_reused() {
         opened <= 1,
         "20 sequential requests opened {opened} upstream connections"
     );
+}
+
+#[test]
+fn proxy_keepalive_caps_the_idle_connections_kept() {
+    let t = start();
+    let before = counter(&t, "count");
+    for _ in 0..5 {
+        let out = text(&get(&t.server, "/nokeep/echo", ""));
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    }
+    let opened = counter(&t, "count") - before - 1;
+    assert_eq!(opened, 5, "proxy_keepalive = 0: a connection per request");
+}
+
+#[test]
+fn an_idle_connection_the_upstream_closed_is_not_handed_out() {
+    let t = start();
+    let out = text(&get(&t.server, "/app/idle-close", ""));
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    // The upstream closes it 100 ms later, in tern's pool.
+    std::thread::sleep(Duration::from_millis(400));
+    let before = counter(&t, "count");
+    // A request with a body is not retried on another connection (it may have been
+    // acted on): it only succeeds if tern dropped the dead one when it closed.
+    for _ in 0..3 {
+        let mut c = t.server.connect();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(
+            b"POST /app/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        )
+        .unwrap();
+        let out = text(&read_to_close(&mut c));
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+        assert!(out.contains("body-length: 5"), "{out}");
+    }
+    let opened = counter(&t, "count") - before - 1;
+    assert_eq!(opened, 1, "one new connection, then kept alive");
 }
 
 #[test]

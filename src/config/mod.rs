@@ -346,7 +346,7 @@ pub struct Upstream {
     pub command: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum UpstreamAddr {
     /// Every address the name resolved to, tried in order.
     Tcp(Vec<std::net::SocketAddr>),
@@ -397,6 +397,8 @@ pub struct SiteOptions {
     /// An upstream that has not connected or sent its response head (or any body byte)
     /// for this long: 504 (or, mid-body, the connection closes).
     pub proxy_timeout: crate::conn::Millis,
+    /// Idle keep-alive connections kept per upstream address.
+    pub proxy_keepalive: usize,
     /// `Host` sent upstream; `None`: the client's.
     pub proxy_host: Option<String>,
     /// Keep (and extend) the client's `X-Forwarded-*` and `Forwarded` instead of replacing.
@@ -436,6 +438,7 @@ impl Default for SiteOptions {
             cgi_env: vec!["PATH".into()],
             proxy_upgrade: vec!["websocket".into()],
             proxy_timeout: 60_000,
+            proxy_keepalive: 64,
             proxy_host: None,
             trust_forwarded: false,
             proxy_via: false,

@@ -283,6 +283,9 @@ fn site(w: &mut String, s: &SiteOptions, base: Option<&SiteOptions>) {
     if differs(&|b| b.trust_forwarded == s.trust_forwarded) {
         line(w, "trust_forwarded", &s.trust_forwarded.to_string());
     }
+    if differs(&|b| b.proxy_keepalive == s.proxy_keepalive) {
+        line(w, "proxy_keepalive", &s.proxy_keepalive.to_string());
+    }
     if differs(&|b| b.proxy_via == s.proxy_via) {
         line(w, "proxy_via", &s.proxy_via.to_string());
     }

@@ -34,6 +34,7 @@ pub(super) struct Layer {
     cgi_env: Option<Vec<String>>,
     proxy_upgrade: Option<Vec<String>>,
     proxy_timeout: Option<crate::conn::Millis>,
+    proxy_keepalive: Option<usize>,
     /// `""`: pass the client's `Host` (turns an inherited value off).
     proxy_host: Option<String>,
     trust_forwarded: Option<bool>,
@@ -135,6 +136,11 @@ impl Layer {
             l.proxy_upgrade = Some(protocols);
         }
         l.proxy_timeout = raw.proxy_timeout.map(|d| d.0.max(1));
+        if let Some(v) = raw.proxy_keepalive {
+            l.proxy_keepalive = e
+                .int(file, "proxy_keepalive", &v, 0..=100_000)
+                .map(|n| n as usize);
+        }
         if let Some(v) = raw.proxy_host {
             let h = v.get_ref();
             if h.is_empty() || crate::http::request::valid_host(h.as_bytes()) {
@@ -214,6 +220,7 @@ impl Layer {
             o.cgi_env = env.clone();
         }
         o.proxy_timeout = self.proxy_timeout.unwrap_or(o.proxy_timeout);
+        o.proxy_keepalive = self.proxy_keepalive.unwrap_or(o.proxy_keepalive);
         if let Some(h) = &self.proxy_host {
             o.proxy_host = (!h.is_empty()).then(|| h.clone());
         }

@@ -122,7 +122,7 @@ impl CgiTask {
 
     fn start(&mut self, cx: &mut Cx<'_>) {
         let mut env = std::mem::take(&mut self.spec.env);
-        if let Some((peer, local)) = cx.addrs {
+        if let Some((peer, local)) = (cx.addrs)() {
             let peer_ip = crate::conn::peer_ip(peer);
             env.push(("REMOTE_ADDR".into(), peer_ip.to_string().into()));
             env.push(("REMOTE_PORT".into(), peer.port().to_string().into()));

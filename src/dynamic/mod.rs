@@ -56,14 +56,17 @@ pub struct Cx<'a> {
     pub heads: &'a mut dyn Heads,
     pub registry: &'a Registry,
     pub(crate) jobs: &'a mut Jobs,
-    /// Idle upstream connections (the proxy's keep-alive pool).
+    /// Upstream connections (the proxy's keep-alive pool).
     pub(crate) pool: &'a mut proxy::Pool,
+    /// The loop's read buffer, shared by every task (empty until first used).
+    pub(crate) scratch: &'a mut Vec<u8>,
     /// This task's id as an owner of jobs.
     pub(crate) me: u64,
     /// Token of descriptor 0.
     pub(crate) base: usize,
-    /// With [`Event::Start`]: the client's address and the local one it connected to.
-    pub addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// The client's address and the local one it connected to (two system calls: only
+    /// for a task that needs them).
+    pub addrs: &'a dyn Fn() -> Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 impl Cx<'_> {
@@ -123,6 +126,8 @@ pub enum Leftover {
         done: bool,
         guard: Option<Box<dyn Any>>,
     },
+    /// An upstream connection of the pool (key) that was in use: it is closed.
+    Upstream(usize),
 }
 
 pub trait Task {

@@ -15,6 +15,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::rc::Rc;
 
 use mio::{Interest, Registry};
+use slab::Slab;
 
 use super::{Cx, Event, Leftover, Task};
 use crate::config::{Upstream, UpstreamAddr};
@@ -25,8 +26,10 @@ use crate::http::response;
 use crate::http::upstream::{self, BodyFraming};
 use crate::log::Level;
 
-/// Idle connections kept per upstream, and for how long.
-const MAX_IDLE: usize = 32;
+/// The size of the read buffer shared by the loop's tasks ([`Cx::scratch`]).
+pub const SCRATCH: usize = 64 * 1024;
+
+/// How long an idle upstream connection is kept.
 const IDLE_TIMEOUT: Millis = 30_000;
 
 /// A connection to an upstream.
@@ -49,13 +52,6 @@ impl UpSock {
             UpSock::Tcp(s) => reg.register(s, token, interest),
             UpSock::Unix(s) => reg.register(s, token, interest),
         }
-    }
-
-    fn deregister(&mut self, reg: &Registry) {
-        let _ = match self {
-            UpSock::Tcp(s) => reg.deregister(s),
-            UpSock::Unix(s) => reg.deregister(s),
-        };
     }
 
     /// `Ok(true)` connected, `Ok(false)` still connecting, `Err` failed.
@@ -89,31 +85,146 @@ impl UpSock {
     }
 }
 
-/// Idle keep-alive connections per upstream (keyed by its address).
-#[derive(Default)]
+/// An upstream connection of the pool: in use by one task, or idle.
+struct Pooled {
+    sock: UpSock,
+    /// The upstream it goes to (its idle list).
+    addr: UpstreamAddr,
+    /// The task using it ([`Cx::me`]), or `None` while idle.
+    user: Option<u64>,
+    /// When it went idle.
+    since: Millis,
+}
+
+/// Every upstream connection, in use or idle, and the idle ones per upstream address.
+///
+/// A connection is registered with the poll once, when it is opened, under a token of its
+/// own (`base + key`), and stays registered until it is closed: handing it from one request
+/// to the next costs no system call. The server routes its events to the task using it
+/// ([`Pool::event`]); an idle connection that becomes readable was closed by the upstream
+/// (or broke the protocol) and is closed at once, so a dead one is not handed out later.
+/// Closing drops the socket, which takes it out of the epoll set with it.
 pub struct Pool {
-    idle: HashMap<String, Vec<(UpSock, Millis)>>,
-    /// Connections opened so far (for tests and stats).
+    conns: Slab<Pooled>,
+    idle: HashMap<UpstreamAddr, Vec<usize>>,
+    /// Token of slab key 0.
+    base: usize,
+    /// Connections opened so far (for stats).
     pub opened: u64,
 }
 
 impl Pool {
-    /// The most recently used idle connection that is still open and fresh.
-    fn get(&mut self, key: &str, now: Millis) -> Option<UpSock> {
-        let list = self.idle.get_mut(key)?;
-        while let Some((sock, since)) = list.pop() {
-            if now.saturating_sub(since) < IDLE_TIMEOUT && crate::sys::net::idle_alive(sock.fd()) {
-                return Some(sock);
+    pub fn new(base: usize) -> Pool {
+        Pool {
+            conns: Slab::new(),
+            idle: HashMap::new(),
+            base,
+            opened: 0,
+        }
+    }
+
+    /// The most recently used idle connection to `addr`, now used by `user`; idle ones
+    /// past their time are closed on the way.
+    fn take(&mut self, addr: &UpstreamAddr, user: u64, now: Millis) -> Option<usize> {
+        let list = self.idle.get_mut(addr)?;
+        while let Some(k) = list.pop() {
+            match self.conns.get_mut(k) {
+                Some(c) if now.saturating_sub(c.since) < IDLE_TIMEOUT => {
+                    c.user = Some(user);
+                    return Some(k);
+                }
+                Some(_) => {
+                    self.conns.remove(k);
+                }
+                None => {}
             }
         }
         None
     }
 
-    fn put(&mut self, key: &str, sock: UpSock, now: Millis) {
-        let list = self.idle.entry(key.to_string()).or_default();
-        list.retain(|(_, since)| now.saturating_sub(*since) < IDLE_TIMEOUT);
-        if list.len() < MAX_IDLE {
-            list.push((sock, now));
+    /// A new connection, used by `user`, registered under its token.
+    fn insert(
+        &mut self,
+        mut sock: UpSock,
+        addr: &UpstreamAddr,
+        user: u64,
+        reg: &Registry,
+    ) -> io::Result<usize> {
+        let entry = self.conns.vacant_entry();
+        sock.register(reg, mio::Token(self.base + entry.key()))?;
+        self.opened += 1;
+        let k = entry.key();
+        entry.insert(Pooled {
+            sock,
+            addr: addr.clone(),
+            user: Some(user),
+            since: 0,
+        });
+        Ok(k)
+    }
+
+    fn sock(&mut self, k: usize) -> Option<&mut UpSock> {
+        self.conns.get_mut(k).map(|c| &mut c.sock)
+    }
+
+    /// Connection `k` is idle again: kept if its upstream has fewer than `cap` idle ones,
+    /// else closed.
+    fn release(&mut self, k: usize, now: Millis, cap: usize) {
+        let Some(c) = self.conns.get_mut(k) else {
+            return;
+        };
+        let list = match self.idle.get_mut(&c.addr) {
+            Some(l) => l,
+            None => self.idle.entry(c.addr.clone()).or_default(),
+        };
+        if list.len() < cap {
+            c.user = None;
+            c.since = now;
+            list.push(k);
+        } else {
+            self.conns.remove(k);
+        }
+    }
+
+    /// Closes connection `k` (in use: it is not idle).
+    pub fn close(&mut self, k: usize) {
+        if self.conns.get(k).is_some_and(|c| c.user.is_some()) {
+            self.conns.remove(k);
+        }
+    }
+
+    /// An event for connection `k`: the task using it, if any. An idle connection with
+    /// something to read (the upstream closed it, or sent what nobody asked for) is closed;
+    /// the check is made once more with a peek, since the event may be an old one, from
+    /// before its last user read everything.
+    pub fn event(&mut self, k: usize, readable: bool, closed: bool) -> Option<u64> {
+        let c = self.conns.get(k)?;
+        if c.user.is_some() {
+            return c.user;
+        }
+        if (readable || closed) && !crate::sys::net::idle_alive(c.sock.fd()) {
+            let addr = c.addr.clone();
+            self.conns.remove(k);
+            if let Some(list) = self.idle.get_mut(&addr) {
+                list.retain(|&i| i != k);
+            }
+        }
+        None
+    }
+
+    /// Closes the idle connections past their time.
+    pub fn sweep(&mut self, now: Millis) {
+        let conns = &mut self.conns;
+        for list in self.idle.values_mut() {
+            list.retain(|&k| {
+                let fresh = conns
+                    .get(k)
+                    .is_some_and(|c| now.saturating_sub(c.since) < IDLE_TIMEOUT);
+                if !fresh && conns.contains(k) {
+                    conns.remove(k);
+                }
+                fresh
+            });
         }
     }
 }
@@ -140,16 +251,17 @@ enum State {
 
 pub struct ProxyTask {
     upstream: Rc<Upstream>,
-    /// The pool's key: the upstream's address (routes with different paths share it).
-    key: String,
     req: Request,
     site: Rc<Site>,
-    sock: Option<UpSock>,
+    /// The upstream connection in use (a key of the [`Pool`]).
+    sock: Option<usize>,
     connecting: bool,
     reused: bool,
     retried: bool,
     next_addr: usize,
-    /// Bytes for the upstream: `out[out_at..]` (the head, then body pieces).
+    /// Bytes of the request head written (it goes from `req.head`).
+    head_at: usize,
+    /// Body bytes for the upstream, after the head: `out[out_at..]`.
     out: Vec<u8>,
     out_at: usize,
     /// The request body is all queued (and its last chunk, when chunked).
@@ -157,9 +269,11 @@ pub struct ProxyTask {
     /// The upstream stopped taking the request (it may still answer).
     write_failed: bool,
     inb: Vec<u8>,
-    /// Read buffer, allocated on first use and kept for the task's life.
-    buf: Vec<u8>,
     got_any: bool,
+    /// The upstream connection may have something to read: it was readable when last
+    /// looked at. Cleared by a read that would block; set by readiness. Right after the
+    /// request went out there is nothing yet, so no read is tried before the event.
+    may_read: bool,
     state: State,
     status: u16,
     bytes: u64,
@@ -168,14 +282,10 @@ pub struct ProxyTask {
 
 impl ProxyTask {
     pub fn new(upstream: Rc<Upstream>, req: Request, site: Rc<Site>) -> ProxyTask {
-        let key = match &upstream.addr {
-            UpstreamAddr::Tcp(a) => format!("{a:?}"),
-            UpstreamAddr::Unix(p) => format!("unix:{}", p.display()),
-        };
         ProxyTask {
             upstream,
-            key,
-            out: req.head.clone(),
+            head_at: 0,
+            out: Vec::new(),
             body_done: !req.has_body,
             req,
             site,
@@ -187,8 +297,8 @@ impl ProxyTask {
             out_at: 0,
             write_failed: false,
             inb: Vec::new(),
-            buf: Vec::new(),
             got_any: false,
+            may_read: false,
             state: State::Head,
             status: 0,
             bytes: 0,
@@ -203,14 +313,13 @@ impl ProxyTask {
     /// A pooled connection, else the next address.
     fn connect(&mut self, cx: &mut Cx<'_>, pooled: bool) {
         cx.conn.set_await_deadline(cx.now + self.timeout());
+        self.may_read = false;
         if pooled {
-            if let Some(mut s) = cx.pool.get(&self.key, cx.now) {
-                if s.register(cx.registry, cx.token(0)).is_ok() {
-                    self.sock = Some(s);
-                    self.reused = true;
-                    self.connecting = false;
-                    return;
-                }
+            if let Some(k) = cx.pool.take(&self.upstream.addr, cx.me, cx.now) {
+                self.sock = Some(k);
+                self.reused = true;
+                self.connecting = false;
+                return;
             }
         }
         self.reused = false;
@@ -227,15 +336,14 @@ impl ProxyTask {
             };
             self.next_addr += 1;
             match attempt {
-                Ok(mut s) => {
+                Ok(s) => {
                     if let UpSock::Tcp(t) = &s {
                         let _ = t.set_nodelay(true);
                     }
-                    if s.register(cx.registry, cx.token(0)).is_err() {
+                    let Ok(k) = cx.pool.insert(s, &self.upstream.addr, cx.me, cx.registry) else {
                         continue;
-                    }
-                    cx.pool.opened += 1;
-                    self.sock = Some(s);
+                    };
+                    self.sock = Some(k);
                     self.connecting = true;
                     return;
                 }
@@ -268,8 +376,8 @@ impl ProxyTask {
     }
 
     fn drop_sock(&mut self, cx: &mut Cx<'_>) {
-        if let Some(mut s) = self.sock.take() {
-            s.deregister(cx.registry);
+        if let Some(k) = self.sock.take() {
+            cx.pool.close(k);
         }
     }
 
@@ -278,7 +386,9 @@ impl ProxyTask {
             return;
         }
         if self.connecting {
-            let Some(s) = &self.sock else { return };
+            let Some(s) = self.sock.and_then(|k| cx.pool.sock(k)) else {
+                return;
+            };
             match s.connected() {
                 Ok(true) => self.connecting = false,
                 Ok(false) => return,
@@ -292,12 +402,35 @@ impl ProxyTask {
             }
         }
         self.write_out(cx);
-        if !self.finished {
+        if !self.finished && self.may_read {
             self.read_in(cx);
         }
     }
 
     fn write_out(&mut self, cx: &mut Cx<'_>) {
+        if self.head_at < self.req.head.len() && !self.write_failed {
+            let Some(s) = self.sock.and_then(|k| cx.pool.sock(k)) else {
+                return;
+            };
+            loop {
+                match s.write(&self.req.head[self.head_at..]) {
+                    Ok(n) => {
+                        self.head_at += n;
+                        cx.conn.set_await_deadline(cx.now + self.timeout());
+                        if self.head_at == self.req.head.len() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // The upstream stopped reading: it may have answered already (read on).
+                    Err(_) => {
+                        self.write_failed = true;
+                        return;
+                    }
+                }
+            }
+        }
         while !self.write_failed {
             if self.out_at == self.out.len() {
                 self.out.clear();
@@ -324,7 +457,9 @@ impl ProxyTask {
                 }
                 continue;
             }
-            let Some(s) = &mut self.sock else { return };
+            let Some(s) = self.sock.and_then(|k| cx.pool.sock(k)) else {
+                return;
+            };
             match s.write(&self.out[self.out_at..]) {
                 Ok(n) => {
                     self.out_at += n;
@@ -339,10 +474,13 @@ impl ProxyTask {
     }
 
     fn read_in(&mut self, cx: &mut Cx<'_>) {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.resize(64 * 1024, 0);
+        // The loop's one read buffer, shared by every task (they run one at a time).
+        let mut buf = std::mem::take(&mut *cx.scratch);
+        if buf.len() < SCRATCH {
+            buf.resize(SCRATCH, 0);
+        }
         self.read_loop(cx, &mut buf);
-        self.buf = buf;
+        *cx.scratch = buf;
     }
 
     fn read_loop(&mut self, cx: &mut Cx<'_>, buf: &mut [u8]) {
@@ -353,7 +491,9 @@ impl ProxyTask {
             if matches!(self.state, State::Body { .. }) && cx.conn.stream_room(cx.lim) == 0 {
                 return;
             }
-            let Some(s) = &mut self.sock else { return };
+            let Some(s) = self.sock.and_then(|k| cx.pool.sock(k)) else {
+                return;
+            };
             match s.read(buf) {
                 Ok(0) => return self.on_eof(cx),
                 Ok(n) => {
@@ -361,7 +501,10 @@ impl ProxyTask {
                     cx.conn.set_await_deadline(cx.now + self.timeout());
                     self.on_bytes(cx, &buf[..n]);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.may_read = false;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return self.on_eof(cx),
             }
@@ -509,8 +652,7 @@ impl ProxyTask {
                     // The pooled connection was closed under us: once more, on a new one.
                     self.retried = true;
                     self.drop_sock(cx);
-                    self.out = self.req.head.clone();
-                    self.out_at = 0;
+                    self.head_at = 0;
                     self.write_failed = false;
                     return self.connect(cx, false);
                 }
@@ -541,12 +683,17 @@ impl ProxyTask {
                 ..
             }
         );
-        let reusable =
-            keep && clean && self.body_done && self.out_at == self.out.len() && !self.write_failed;
-        if let Some(mut s) = self.sock.take() {
-            s.deregister(cx.registry);
+        let reusable = keep
+            && clean
+            && self.body_done
+            && self.head_at == self.req.head.len()
+            && self.out_at == self.out.len()
+            && !self.write_failed;
+        if let Some(k) = self.sock.take() {
             if reusable {
-                cx.pool.put(&self.key, s, cx.now);
+                cx.pool.release(k, cx.now, self.site.proxy_keepalive);
+            } else {
+                cx.pool.close(k);
             }
         }
         cx.conn.stream_end(cx.now, cx.lim, true);
@@ -586,15 +733,21 @@ impl Task for ProxyTask {
                 self.connect(cx, true);
                 self.step(cx);
             }
-            Event::Ready { .. } | Event::Nudge => self.step(cx),
+            Event::Ready {
+                readable, closed, ..
+            } => {
+                self.may_read |= readable || closed;
+                self.step(cx)
+            }
+            Event::Nudge => self.step(cx),
             Event::Child | Event::Job(_) => {}
         }
     }
 
-    fn end(&mut self, registry: &Registry) -> Leftover {
-        if let Some(mut s) = self.sock.take() {
-            s.deregister(registry);
+    fn end(&mut self, _registry: &Registry) -> Leftover {
+        match self.sock.take() {
+            Some(k) => Leftover::Upstream(k),
+            None => Leftover::None,
         }
-        Leftover::None
     }
 }

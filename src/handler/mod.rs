@@ -52,6 +52,8 @@ pub struct Site {
     pub cgi_env: Vec<String>,
     pub proxy_upgrade: Vec<String>,
     pub proxy_timeout: crate::conn::Millis,
+    /// Idle connections kept per upstream (the route of the request that used one last).
+    pub proxy_keepalive: usize,
     pub proxy_host: Option<Box<[u8]>>,
     pub trust_forwarded: bool,
     pub proxy_via: bool,
@@ -121,6 +123,7 @@ impl Site {
             cgi_env: o.cgi_env.clone(),
             proxy_upgrade: o.proxy_upgrade.clone(),
             proxy_timeout: o.proxy_timeout,
+            proxy_keepalive: o.proxy_keepalive,
             proxy_host: o.proxy_host.as_ref().map(|h| h.as_bytes().into()),
             trust_forwarded: o.trust_forwarded,
             proxy_via: o.proxy_via,

@@ -6,6 +6,9 @@
 //! nudge after each turn of their connection.
 //!
 //! Tokens: aux key `k` owns tokens `AUX_BASE + k * MAX_FDS ..`, far above the connections'.
+//! Upstream connections of the proxy's pool have tokens of their own (`POOL_BASE + key`,
+//! between the two): they outlive the tasks that use them, and their events go to the task
+//! using one at the time ([`Server::on_pool_event`]).
 //! A stale event for a descriptor closed earlier in the batch can reach a task that reused
 //! the key: tasks treat readiness as a hint (the next call says `EAGAIN`), so it costs a
 //! syscall, never a wrong answer. Jobs name their task by key and generation, so a job of a
@@ -108,6 +111,8 @@ impl Server {
             return;
         };
         let before = slot.conn.progress_mark();
+        let sock = &slot.sock;
+        let addrs = || sock.peer_addr().ok().zip(sock.local_addr().ok());
         let mut cx = Cx {
             conn: &mut slot.conn,
             lim: &self.lim,
@@ -116,12 +121,10 @@ impl Server {
             registry: self.poll.registry(),
             jobs: &mut self.jobs,
             pool: &mut self.upstreams,
+            scratch: &mut self.scratch,
             me: job_owner(a, aux.generation),
             base: AUX_BASE + a * MAX_FDS,
-            addrs: match ev {
-                Event::Start => slot.sock.peer_addr().ok().zip(slot.sock.local_addr().ok()),
-                _ => None,
-            },
+            addrs: &addrs,
         };
         aux.task.on(ev, &mut cx);
         // New output to write, the answer finished, or body bytes taken (room to read):
@@ -131,6 +134,24 @@ impl Server {
             if !self.again.contains(&owner) {
                 self.again.push(owner);
             }
+        }
+    }
+
+    /// An event of an upstream connection of the proxy's pool: for the task using it.
+    pub(super) fn on_pool_event(&mut self, k: usize, event: &MioEvent, now: Millis) {
+        let closed = event.is_read_closed() || event.is_write_closed() || event.is_error();
+        let Some(user) = self.upstreams.event(k, event.is_readable(), closed) else {
+            return;
+        };
+        let (a, generation) = ((user >> 32) as usize, user as u32);
+        if self.aux.get(a).is_some_and(|x| x.generation == generation) {
+            let ev = Event::Ready {
+                fd: 0,
+                readable: event.is_readable(),
+                writable: event.is_writable(),
+                closed,
+            };
+            self.run_task(a, ev, now);
         }
     }
 
@@ -164,6 +185,10 @@ impl Server {
     }
 
     fn adopt(&mut self, left: Leftover, now: Millis) {
+        if let Leftover::Upstream(k) = left {
+            self.upstreams.close(k);
+            return;
+        }
         if let Leftover::Child {
             mut child,
             done,

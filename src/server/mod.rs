@@ -45,6 +45,8 @@ const CONN_BASE: usize = 1 << 16;
 /// Token of the first descriptor of aux slab key 0 (see [`aux`]): connections take the
 /// tokens below, each aux `dynamic::MAX_FDS` tokens from here.
 const AUX_BASE: usize = 1 << 40;
+/// Token of the proxy pool's upstream connection 0 (see [`aux`]), below the aux tokens.
+const POOL_BASE: usize = 1 << 39;
 
 /// How often deadlines are checked.
 const SWEEP_EVERY: Millis = 250;
@@ -124,6 +126,8 @@ pub struct Server {
     jobs: jobs::Jobs,
     /// Idle keep-alive connections to proxy upstreams.
     upstreams: crate::dynamic::proxy::Pool,
+    /// The read buffer tasks share (see `dynamic::Cx::scratch`).
+    scratch: Vec<u8>,
     /// Application processes of proxy routes (`command`), kept alive.
     apps: Vec<apps::App>,
     pool: Pool,
@@ -302,7 +306,8 @@ impl Server {
             generation: 0,
             orphans: Vec::new(),
             jobs,
-            upstreams: Default::default(),
+            upstreams: crate::dynamic::proxy::Pool::new(POOL_BASE),
+            scratch: Vec::new(),
             apps: apps::from_config(cfg),
             pool: Pool::new(lim.max_head.min(16 * 1024), 1024),
             handler,
@@ -443,7 +448,13 @@ impl Server {
                     NOTIFY | CERTS => {}
                     JOBS => self.on_jobs(now),
                     Token(t) if t < base => self.accept_pending = true,
-                    Token(t) if t >= AUX_BASE => self.on_aux_event(t - AUX_BASE, event, now),
+                    Token(t) if t >= POOL_BASE => {
+                        if t >= AUX_BASE {
+                            self.on_aux_event(t - AUX_BASE, event, now)
+                        } else {
+                            self.on_pool_event(t - POOL_BASE, event, now)
+                        }
+                    }
                     Token(t) => {
                         let key = t - base;
                         if let Some(slot) = self.conns.get_mut(key) {
@@ -702,6 +713,7 @@ impl Server {
         if !self.orphans.is_empty() {
             self.reap_orphans(now);
         }
+        self.upstreams.sweep(now);
         let due: Vec<usize> = self
             .conns
             .iter()

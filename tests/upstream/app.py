@@ -119,6 +119,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send(200, b"late")
         elif path == "/close":
             self.close_connection = True
+        elif path == "/idle-close":
+            # Keep-alive in the answer, then the upstream's own idle timeout: closed 100 ms
+            # later, while the connection sits in tern's pool.
+            self.send(200, b"closing soon")
+            self.wfile.flush()
+            time.sleep(0.1)
+            self.close_connection = True
         else:
             self.send(404, b"no such page")
 
