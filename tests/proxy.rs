@@ -700,6 +700,14 @@ fn an_application_tern_starts_is_kept_alive_and_stopped() {
     let second = wait_pid(&server, Some(first));
     assert_ne!(first, second);
     server.wait_log(&["exited", "starting it again"]);
+    // It starts with nothing blocked (tern's own signals are caught by handlers, not
+    // blocked): a blocked SIGTERM or SIGCHLD would be inherited by a gunicorn master.
+    let status = std::fs::read_to_string(format!("/proc/{second}/status")).unwrap();
+    let blocked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap());
+    assert_eq!(blocked, Some(0), "{status}");
     // tern stops: so does the application.
     server.signal("TERM");
     assert_eq!(server.wait(Duration::from_secs(10)), Some(0));

@@ -8,9 +8,9 @@
 //!
 //! How a child starts: `std::process::Command` with `process_group(0)` and no `pre_exec`,
 //! which std runs as `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)` then `exec`), so
-//! the loop pays no page-table copy however large it is, and the child starts with an empty
-//! signal mask and default dispositions (std resets both: tern's blocked signalfd set is not
-//! inherited).
+//! the loop pays no page-table copy however large it is. The child keeps tern's signal mask
+//! (std does not reset it), which is empty: tern catches its signals with handlers instead of
+//! blocking them ([`crate::sys::signal`]), and exec resets caught ones to their defaults.
 use std::any::Any;
 use std::cell::Cell;
 use std::ffi::OsString;

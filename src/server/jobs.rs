@@ -7,8 +7,8 @@
 //! the loop (woken by readability) drains the bytes and then the results. The write side is
 //! non-blocking and a full buffer is fine: a byte already waiting guarantees a wake-up.
 //! The socket pair and the threads are made on the first post (and the pair registered
-//! then), so a server that never posts has neither (not even two descriptors); threads
-//! inherit the loop's blocked signal mask (signals reach only the signalfd).
+//! then), so a server that never posts has neither (not even two descriptors). A signal
+//! that lands on a worker runs the same handler (it records the signal and wakes the loop).
 use std::any::Any;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};

@@ -4,7 +4,7 @@
 //! new ones, and sweeps deadlines a few times a second (never per event).
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::net::{TcpListener, TcpStream};
@@ -134,7 +134,7 @@ pub struct Server {
     handler: Handler<RealFs>,
     lim: Limits,
     max_conns: usize,
-    signals: sys::signal::SignalFd,
+    signals: sys::signal::Signals,
     epoch: Instant,
     /// Listeners may hold connections we have not accepted (their edge will not fire again).
     accept_pending: bool,
@@ -262,11 +262,11 @@ fn build_handler(cfg: &Config, nofile: u64) -> io::Result<Handler<RealFs>> {
 }
 
 /// The poll instance with the signals tern handles and the inotify descriptor registered.
-fn build_poll(handler: &Handler<RealFs>) -> io::Result<(Poll, sys::signal::SignalFd)> {
+fn build_poll(handler: &Handler<RealFs>) -> io::Result<(Poll, sys::signal::Signals)> {
     let poll = Poll::new()?;
-    // SIGCHLD too: children (CGI) are reaped from the loop, never by a handler. Children
-    // start with an empty mask (std's spawn resets it), so none of these stay blocked there.
-    let signals = sys::signal::SignalFd::new(&[
+    // SIGCHLD too: children (CGI) are reaped from the loop, never by a handler. Nothing is
+    // blocked (see sys::signal), so children start with an empty mask.
+    let mut signals = sys::signal::Signals::new(&[
         libc::SIGTERM,
         libc::SIGINT,
         libc::SIGHUP,
@@ -274,11 +274,8 @@ fn build_poll(handler: &Handler<RealFs>) -> io::Result<(Poll, sys::signal::Signa
         libc::SIGUSR2,
         libc::SIGCHLD,
     ])?;
-    poll.registry().register(
-        &mut SourceFd(&signals.as_fd().as_raw_fd()),
-        SIGNALS,
-        Interest::READABLE,
-    )?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)?;
     if let Some(fd) = handler.fs.notify_fd() {
         poll.registry()
             .register(&mut SourceFd(&fd.as_raw_fd()), NOTIFY, Interest::READABLE)?;
@@ -729,7 +726,8 @@ impl Server {
     }
 
     fn on_signals(&mut self, now: Millis) {
-        while let Ok(Some(sig)) = self.signals.pending() {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for sig in pending {
             match sig {
                 libc::SIGTERM | libc::SIGINT => {
                     if self.shutdown_deadline.is_some() {

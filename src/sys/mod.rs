@@ -1,5 +1,5 @@
 //! The only `unsafe` in tern: thin, documented wrappers over Linux syscalls that std and mio
-//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, signalfd, inotify, rlimits, the
+//! do not offer (sendfile, sendmsg with MSG_MORE, openat2, memfd, inotify, rlimits, the
 //! monotonic clock for systemd's notify socket, the descriptors of socket activation, and the
 //! fork/setsid/setuid/chroot/flock of start-up).
 //! Each wrapper takes and returns safe types; nothing here knows about HTTP.
@@ -14,6 +14,7 @@ pub mod net;
 pub mod notify;
 pub mod process;
 pub mod rlimit;
+// Safe: signal-hook owns the handlers.
 pub mod signal;
 pub mod store;
 

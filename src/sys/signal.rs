@@ -1,60 +1,56 @@
-//! Signals as events: the signals tern handles are blocked and delivered through a
-//! non-blocking `signalfd`, which the event loop polls like any socket.
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
+//! Signals as events: the signals tern handles get handlers (`signal-hook`, `SA_RESTART`)
+//! that record the signal and write a byte to a non-blocking pipe, which the event loop
+//! polls like any socket. Nothing is blocked: a child tern starts (`posix_spawn` keeps the
+//! parent's signal mask) begins with an empty mask, and exec resets caught signals to their
+//! default action, so a CGI script or an application gets SIGTERM, SIGINT, SIGHUP and
+//! SIGCHLD like a process started from a shell. (A blocked `signalfd` set would be inherited
+//! by every child: SIGTERM would not stop them, and a gunicorn master would never hear of
+//! its workers' exits.)
+use std::io;
 
-use super::cvt;
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+use signal_hook_mio::v1_0::Signals as Inner;
 
-pub struct SignalFd {
-    file: File,
+pub struct Signals {
+    inner: Inner,
 }
 
-fn sigset(signals: &[i32]) -> io::Result<libc::sigset_t> {
-    // SAFETY: an all-zero sigset_t is a valid value for sigemptyset to initialise.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a live sigset_t.
-    cvt(unsafe { libc::sigemptyset(&mut set) })?;
-    for &sig in signals {
-        // SAFETY: `set` is initialised; an invalid `sig` is reported as an error.
-        cvt(unsafe { libc::sigaddset(&mut set, sig) })?;
-    }
-    Ok(set)
-}
-
-impl SignalFd {
-    /// Blocks `signals` for this (single-threaded) process and returns a descriptor that
-    /// becomes readable when one of them is pending.
-    pub fn new(signals: &[i32]) -> io::Result<SignalFd> {
-        let set = sigset(signals)?;
-        // SAFETY: `set` is a valid sigset_t; the old mask is not needed.
-        let rc = unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        cvt(rc)?;
-        let flags = libc::SFD_NONBLOCK | libc::SFD_CLOEXEC;
-        // SAFETY: `set` is valid; -1 asks for a new descriptor, which we then own.
-        let fd = cvt(unsafe { libc::signalfd(-1, &set, flags) })?;
-        // SAFETY: `fd` is a fresh descriptor owned by nobody else.
-        let file = unsafe { File::from_raw_fd(fd) };
-        Ok(SignalFd { file })
+impl Signals {
+    /// Installs handlers for `signals`; the returned source becomes readable when one of
+    /// them arrived.
+    pub fn new(signals: &[i32]) -> io::Result<Signals> {
+        Ok(Signals {
+            inner: Inner::new(signals)?,
+        })
     }
 
-    /// The next pending signal number, or `None` when none is pending.
-    pub fn pending(&mut self) -> io::Result<Option<i32>> {
-        // struct signalfd_siginfo is 128 bytes; ssi_signo is its first u32.
-        let mut buf = [0u8; 128];
-        match self.file.read(&mut buf) {
-            Ok(128) => Ok(Some(
-                u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as i32
-            )),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
+    /// The signals that arrived since the last call (each once, however often it came).
+    pub fn pending(&mut self) -> impl Iterator<Item = i32> + '_ {
+        self.inner.pending()
     }
 }
 
-impl AsFd for SignalFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+impl Source for Signals {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.inner.register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.inner.reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.inner.deregister(registry)
     }
 }
