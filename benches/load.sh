@@ -357,7 +357,7 @@ write_config() { # NAME DIR PORT
     nginx)
         local plain="root $ROOT;" upstream=""
         if [ "$SCENARIO" = proxy-ka-1k ]; then
-            upstream="upstream up { server 127.0.0.1:$UPSTREAM_PORT; keepalive 32; }"
+            upstream="upstream up { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }"
             plain="location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
         fi
         mkdir -p "$dir/tmp"

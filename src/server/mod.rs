@@ -726,8 +726,17 @@ impl Server {
     }
 
     fn on_signals(&mut self, now: Millis) {
-        let pending: Vec<i32> = self.signals.pending().collect();
-        for sig in pending {
+        // Each signal comes once however often it arrived: six kinds fit (no allocation,
+        // so SIGUSR2's count is not moved by asking for it).
+        let mut pending = [0i32; 8];
+        let mut n = 0;
+        for sig in self.signals.pending() {
+            if n < pending.len() {
+                pending[n] = sig;
+                n += 1;
+            }
+        }
+        for &sig in &pending[..n] {
             match sig {
                 libc::SIGTERM | libc::SIGINT => {
                     if self.shutdown_deadline.is_some() {
