@@ -513,9 +513,13 @@ impl ProxyTask {
 
     fn on_bytes(&mut self, cx: &mut Cx<'_>, data: &[u8]) {
         match &mut self.state {
+            // The whole head in one read (the usual case) is parsed where it lies; a head
+            // that comes in pieces is gathered in `inb` first.
+            State::Head if self.inb.is_empty() => self.parse_head(cx, data),
             State::Head => {
-                self.inb.extend_from_slice(data);
-                self.parse_head(cx);
+                let mut inb = std::mem::take(&mut self.inb);
+                inb.extend_from_slice(data);
+                self.parse_head(cx, &inb);
             }
             State::Body { decoder, .. } => match decoder {
                 None => {
@@ -543,25 +547,31 @@ impl ProxyTask {
         }
     }
 
-    fn parse_head(&mut self, cx: &mut Cx<'_>) {
+    /// Parses the response head at the start of `buf` (what came so far: a partial head
+    /// is kept in `inb` for the next read) and what follows it.
+    fn parse_head(&mut self, cx: &mut Cx<'_>, buf: &[u8]) {
+        let mut at = 0;
         loop {
-            let h = match upstream::parse(&self.inb, self.req.head_method, self.req.upgrade) {
+            let head = &buf[at..];
+            let h = match upstream::parse(head, self.req.head_method, self.req.upgrade) {
                 Ok(Some(h)) => h,
-                Ok(None) => return,
+                Ok(None) => {
+                    self.inb.extend_from_slice(head);
+                    return;
+                }
                 Err(why) => {
                     self.note(cx, format_args!("invalid response: {why}"));
                     return self.fail(cx, 502, "");
                 }
             };
             if h.status == 101 {
-                return self.start_tunnel(cx, h);
+                return self.start_tunnel(cx, h, head);
             }
             if h.status < 200 {
                 // 100 Continue and friends: tern answered the client's expectation itself.
-                self.inb.drain(..h.len);
+                at += h.len;
                 continue;
             }
-            let head = std::mem::take(&mut self.inb);
             let span = |(s, l): (usize, usize)| &head[s..s + l];
             let body = match h.framing {
                 BodyFraming::None => AnswerBody::Stream(Some(0)),
@@ -605,8 +615,7 @@ impl ProxyTask {
             }
             let rest = &head[h.len..];
             if !rest.is_empty() {
-                let rest = rest.to_vec();
-                self.on_bytes(cx, &rest);
+                self.on_bytes(cx, rest);
             }
             return;
         }
@@ -614,8 +623,7 @@ impl ProxyTask {
 
     /// The upstream switched protocols: answer 101 and carry bytes both ways until either
     /// side closes (idle for `proxy_timeout`: closed).
-    fn start_tunnel(&mut self, cx: &mut Cx<'_>, h: upstream::UpstreamHead) {
-        let head = std::mem::take(&mut self.inb);
+    fn start_tunnel(&mut self, cx: &mut Cx<'_>, h: upstream::UpstreamHead, head: &[u8]) {
         let span = |(s, l): (usize, usize)| &head[s..s + l];
         let proto = crate::http::request::header_lines(&head[..h.len])
             .find(|(n, _)| n.eq_ignore_ascii_case(b"upgrade"))
@@ -639,9 +647,9 @@ impl ProxyTask {
             keep_alive: false,
         };
         self.body_done = false;
-        let rest = head[h.len..].to_vec();
+        let rest = &head[h.len..];
         if !rest.is_empty() {
-            self.on_bytes(cx, &rest);
+            self.on_bytes(cx, rest);
         }
     }
 
