@@ -62,6 +62,7 @@ tls-new|ab|HTTPS, a new connection per request: one full TLS 1.3 handshake each,
 tls-resume|stime|HTTPS, a new connection per request, each resuming a session (TLS 1.3 ticket), 8 clients|openssl s_time -reuse -www /1k.bin, 8 at once
 tls-100m|wrk|HTTPS, one 100 MiB download at a time, repeated|wrk -t1 -c1 https:// /100m.bin
 proxy-ka-1k|wrk|keep-alive, 1 KiB through each server's reverse proxy to one shared upstream (benches/floor.rs), 64 connections|wrk -t1 -c64 /1k.bin (proxied)
+proxy-100m|wrk|one 100 MiB download at a time through each server's reverse proxy to one shared upstream (a tern serving the files), repeated|wrk -t1 -c1 /100m.bin (proxied)
 cgi-sh|ab|a trivial /bin/sh CGI script, a new connection per request (HTTP/1.0), 16 concurrent|ab -r -c16 -t S /cgi-bin/hello.sh
 idle-10k|idle|idle keep-alive connections after one request each: server RSS growth|benches/idle_conns.rs
 syscalls|strace|system calls per request, keep-alive 1 KiB, under strace -c -f|ab -k -c64 -n N /1k.bin
@@ -343,21 +344,24 @@ next_port() {
 # SCENARIO (global, set by the run loop) selects what the plain listener's / does: files from
 # $ROOT, a reverse proxy to $UPSTREAM_PORT (proxy-ka-1k), or files plus /cgi-bin/ (cgi-sh).
 SCENARIO=""
+# The proxy scenarios and the upstream port each proxies to.
+is_proxy() { [ "$SCENARIO" = proxy-ka-1k ] || [ "$SCENARIO" = proxy-100m ]; }
+up_port() { if [ "$SCENARIO" = proxy-100m ]; then echo "$STREAM_PORT"; else echo "$UPSTREAM_PORT"; fi; }
 write_config() { # NAME DIR PORT
     local name=$1 dir=$2 port=$3
     case $name in
     tern)
         : >"$dir/tern.toml"
-        if [ "$SCENARIO" = proxy-ka-1k ]; then
-            printf '[route."/"]\nproxy = "http://127.0.0.1:%s"\n' "$UPSTREAM_PORT" >"$dir/tern.toml"
+        if is_proxy; then
+            printf '[route."/"]\nproxy = "http://127.0.0.1:%s"\n' "$(up_port)" >"$dir/tern.toml"
         elif [ "$SCENARIO" = cgi-sh ]; then
             printf '[route."/cgi-bin/"]\ncgi = "%s"\n' "$CGI_DIR" >"$dir/tern.toml"
         fi
         ;;
     nginx)
         local plain="root $ROOT;" upstream=""
-        if [ "$SCENARIO" = proxy-ka-1k ]; then
-            upstream="upstream up { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }"
+        if is_proxy; then
+            upstream="upstream up { server 127.0.0.1:$(up_port); keepalive 64; }"
             plain="location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
         fi
         mkdir -p "$dir/tmp"
@@ -424,10 +428,10 @@ server.modules += ("mod_openssl")
     ssl.openssl.ssl-conf-cmd = ("MinProtocol" => "TLSv1.3", "Groups" => "X25519")
 }
 EOF
-        if [ "$SCENARIO" = proxy-ka-1k ]; then
+        if is_proxy; then
             cat >>"$dir/lighttpd.conf" <<EOF
 server.modules += ("mod_proxy")
-proxy.server = ("" => (("host" => "127.0.0.1", "port" => $UPSTREAM_PORT)))
+proxy.server = ("" => (("host" => "127.0.0.1", "port" => $(up_port))))
 EOF
         elif [ "$SCENARIO" = cgi-sh ]; then
             cat >>"$dir/lighttpd.conf" <<EOF
@@ -441,7 +445,7 @@ EOF
         {
             [ "$(id -u)" -eq 0 ] && echo "user: root"
             local h2o_root="file.dir: $ROOT"
-            [ "$SCENARIO" = proxy-ka-1k ] && h2o_root="proxy.reverse.url: http://127.0.0.1:$UPSTREAM_PORT/"
+            is_proxy && h2o_root="proxy.reverse.url: http://127.0.0.1:$(up_port)/"
             cat <<EOF
 num-threads: 1
 max-connections: $ANCHOR_MAXCONN
@@ -493,7 +497,7 @@ start_server() {
             # A ROOT argument would replace the file's / route (flags beat the file).
             local conf=() root=("$ROOT")
             [ -s "$SRV_DIR/tern.toml" ] && conf=(-c "$SRV_DIR/tern.toml")
-            [ "$SCENARIO" = proxy-ka-1k ] && root=()
+            is_proxy && root=()
             "${pin[@]}" "$bin" "${conf[@]}" -l "127.0.0.1:$SRV_PORT" --listen-tls "127.0.0.1:$TLS_PORT" \
                 --tls-cert "$CERT" --tls-key "$KEY" --max-requests 1000000 "$@" "${root[@]}" \
                 >"$SRV_DIR/out.log" 2>"$SRV_DIR/error.log" &
@@ -591,6 +595,24 @@ start_upstream() {
 upstream_accepted() {
     sleep 0.25
     awk '/^accepted / {n = $2} END {print n + 0}' "$UPSTREAM_LOG"
+}
+
+# proxy-100m's shared upstream: a tern serving $ROOT (sendfile), started once.
+STREAM_PORT="" STREAM_PID=""
+start_stream_upstream() {
+    STREAM_PORT=$(PORT_SEQ=$((PORT_SEQ + 260)) && next_port)
+    local logf="$OUT/logs/upstream.tern.log" i
+    taskset -c "$UPSTREAM_CPU" "$TERN" -l "127.0.0.1:$STREAM_PORT" --max-requests 1000000 "$ROOT" \
+        >"$logf" 2>&1 &
+    STREAM_PID=$!
+    STARTED+=("$STREAM_PID")
+    for ((i = 0; i < 100; i++)); do
+        grep -q '^listening' "$logf" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    log "the upstream (tern) did not start: $(cat "$logf")"
+    STREAM_PID=""
+    return 1
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -695,6 +717,7 @@ throughput_run() { # SCENARIO SERVER ROUND
     tls-new) tool=ab ab_tls=(-f TLS1.3) BASE_URL="https://127.0.0.1:$TLS_PORT" ;;
     tls-resume) tool=stime ;;
     proxy-ka-1k) conns=64 path=/1k.bin script=plain.lua ;;
+    proxy-100m) conns=1 path=/100m.bin script=plain.lua ;;
     cgi-sh) tool=ab ab_c=16 ab_path=/cgi-bin/hello.sh children=1 ;;
     esac
     local url="$BASE_URL$ab_path"
@@ -888,6 +911,9 @@ T_START=$(date +%s)
 if wants proxy-ka-1k && ! start_upstream; then
     log "proxy-ka-1k: no upstream, skipped"
 fi
+if wants proxy-100m && ! start_stream_upstream; then
+    log "proxy-100m: no upstream, skipped"
+fi
 for sc in "${SCENARIOS[@]}"; do
     kind=${KIND[$sc]}
     SCENARIO=$sc
@@ -909,7 +935,8 @@ for sc in "${SCENARIOS[@]}"; do
                 record "$sc" "$srv" "$round" na "$(not_applicable "$sc" "$srv")"
                 continue
             fi
-            if [ "$sc" = proxy-ka-1k ] && [ -z "$UPSTREAM_PID" ]; then
+            if { [ "$sc" = proxy-ka-1k ] && [ -z "$UPSTREAM_PID" ]; } ||
+                { [ "$sc" = proxy-100m ] && [ -z "$STREAM_PID" ]; }; then
                 record "$sc" "$srv" "$round" failed 1
                 continue
             fi
@@ -1104,6 +1131,11 @@ version_of() {
                     echo "| $srv | $(agg "$sc" "$srv" upstream_accepted) | $(agg "$sc" "$srv" upstream_max_est) |" \
                         "$(last "$sc" "$srv" req_per_upstream_conn) |"
                 done
+                echo
+            fi
+            if [ "$sc" = proxy-100m ]; then
+                echo "Only the proxy's CPU is counted; the upstream is one tern serving the files (sendfile),"
+                echo "shared by all, pinned to CPU $UPSTREAM_CPU. MiB/s is the figure to compare."
                 echo
             fi
             if [ "$sc" = cgi-sh ]; then
