@@ -287,6 +287,27 @@ fn a_form_post_is_echoed_with_the_meta_variables() {
     );
     assert!(vars.contains_key("REMOTE_PORT") && vars.contains_key("SERVER_SOFTWARE"));
     assert!(vars.contains_key("PATH"), "PATH is inherited by default");
+    // A chunked body is spooled and the script starts later: it gets the addresses too.
+    let (code, out) = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-d",
+        "name=chunked",
+        &url,
+    ]);
+    assert_eq!(code, 0);
+    let out = String::from_utf8(out).unwrap();
+    let late: std::collections::HashMap<&str, &str> =
+        out.lines().filter_map(|l| l.split_once('=')).collect();
+    assert!(out.starts_with("body=name=chunked\n"), "{out}");
+    assert_eq!(late.get("CONTENT_LENGTH").copied(), Some("12"), "{out}");
+    assert_eq!(late.get("REMOTE_ADDR").copied(), Some("127.0.0.1"), "{out}");
+    assert_eq!(
+        late.get("SERVER_PORT").copied(),
+        Some(port.as_str()),
+        "{out}"
+    );
+    assert!(late.contains_key("REMOTE_PORT"), "{out}");
     for absent in [
         "HTTP_PROXY",
         "HTTP_AUTHORIZATION",
